@@ -1,0 +1,7 @@
+//! The history format: Jepsen's vocabulary (`invoke` / `ok` / `fail` / `info`) as JSON Lines.
+//!
+//! See `histories/README.md` for the format, exactly.
+
+mod event;
+
+pub use event::{Event, EventType, Key, Process, F};
