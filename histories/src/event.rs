@@ -224,7 +224,8 @@ mod tests {
 
     #[test]
     fn round_trips_the_documented_example() {
-        let line = r#"{"process":3,"type":"invoke","f":"cas","key":"k7","value":[1,2],"time":1234567}"#;
+        let line =
+            r#"{"process":3,"type":"invoke","f":"cas","key":"k7","value":[1,2],"time":1234567}"#;
         let e: Event = serde_json::from_str(line).unwrap();
         assert_eq!(e.process, Process::Client(3));
         assert_eq!(e.kind, EventType::Invoke);

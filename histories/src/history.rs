@@ -275,7 +275,10 @@ mod tests {
             ev(1, EventType::Invoke, F::Read, Value::Null),
             ev(1, EventType::Invoke, F::Read, Value::Null),
         ]);
-        assert!(matches!(busy, Err(PairingError::BusyProcess { index: 1, .. })));
+        assert!(matches!(
+            busy,
+            Err(PairingError::BusyProcess { index: 1, .. })
+        ));
         let orphan = History::from_events(vec![ev(4, EventType::Ok, F::Read, json!(1))]);
         assert!(matches!(
             orphan,
