@@ -1,0 +1,4 @@
+//! The reference Raft key-value node: storage, state machine, HTTP API, peer transport, and
+//! the event loop that drives the sans-IO `raft` core. The `cluster` binary wraps it.
+
+pub mod storage;
