@@ -14,6 +14,7 @@ pub mod jepsen_log;
 pub mod jsonl;
 pub mod porcupine_kv;
 
+pub use edn::write_edn;
 pub use error::ReadError;
 pub use event::{Event, EventType, Key, Process, F};
 pub use format::{detect, read_bytes, read_path, read_str, Format, UnknownFormatName};
