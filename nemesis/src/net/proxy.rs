@@ -1,0 +1,277 @@
+//! The proxy backend: a TCP relay per ordered pair of nodes, which the nemesis can cut.
+//!
+//! Node `a` reaches peer `b` at the relay `(a, b)`, which listens on `a`'s own address (port
+//! chosen by the OS, so every pair has its own listen address) and forwards each connection to
+//! `b`'s real address from a socket bound to `a`'s address, so `b` still sees `a` as the
+//! source. Cutting a pair closes the relay's open connections and closes every new one as soon
+//! as it is accepted; healing lets connections through again.
+//!
+//! Threads, not tokio: the [`super::Net`] trait is synchronous, a cluster has at most a few
+//! dozen relays with a few connections each, and a blocking copy loop per direction adds no
+//! scheduling hop between a read and its write. Each relay has one accept thread; each
+//! connection has two copy threads that end when either side closes or the pair is cut.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{check_grudge, Grudge, Net, NetError, NodeNet};
+
+/// How long a relay waits for the target node to accept before giving up on a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A relay's shared state, changed by the nemesis and read by the relay threads.
+#[derive(Default)]
+struct State {
+    cut: bool,
+    stopping: bool,
+    next_id: u64,
+    /// Open connections (client side, target side), kept to shut them down on a cut.
+    conns: BTreeMap<u64, (TcpStream, TcpStream)>,
+}
+
+struct Shared {
+    from_ip: Ipv4Addr,
+    target: SocketAddr,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A copy thread that panicked leaves consistent data behind: keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the cut flag; on a cut, closes every open connection.
+    fn set_cut(&self, cut: bool) {
+        let mut st = self.lock();
+        st.cut = cut;
+        if cut {
+            close_all(&mut st);
+        }
+    }
+}
+
+fn close_all(st: &mut State) {
+    for (client, target) in std::mem::take(&mut st.conns).values() {
+        let _ = client.shutdown(Shutdown::Both);
+        let _ = target.shutdown(Shutdown::Both);
+    }
+}
+
+struct Relay {
+    listen: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(from: &NodeNet, to: &NodeNet) -> Result<Relay, NetError> {
+        let listener = TcpListener::bind((from.ip, 0)).map_err(|source| NetError::Io {
+            what: format!("binding a relay on {}", from.ip),
+            source,
+        })?;
+        let listen = listener.local_addr().map_err(|source| NetError::Io {
+            what: "relay address".into(),
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            from_ip: from.ip,
+            target: to.addr(),
+            state: Mutex::default(),
+        });
+        let accept = std::thread::Builder::new()
+            .name(format!("relay-{}-{}", from.id, to.id))
+            .spawn({
+                let shared = shared.clone();
+                move || accept_loop(listener, shared)
+            })
+            .map_err(|source| NetError::Io {
+                what: "spawning a relay thread".into(),
+                source,
+            })?;
+        Ok(Relay {
+            listen,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// Closes every connection and ends the accept thread. Idempotent.
+    fn stop(&mut self) {
+        let Some(handle) = self.accept.take() else {
+            return;
+        };
+        {
+            let mut st = self.shared.lock();
+            st.stopping = true;
+            close_all(&mut st);
+        }
+        // Wake the blocking accept; it sees `stopping` and returns.
+        let _ = TcpStream::connect_timeout(&self.listen, CONNECT_TIMEOUT);
+        let _ = handle.join();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = listener.accept();
+        let st = shared.lock();
+        if st.stopping {
+            return;
+        }
+        let cut = st.cut;
+        drop(st);
+        match accepted {
+            // A cut pair closes new connections at once.
+            Ok((_client, _)) if cut => {}
+            Ok((client, _)) => {
+                let shared = shared.clone();
+                // Connecting to the target may take a while: not on the accept thread.
+                let _ = std::thread::Builder::new()
+                    .name("relay-conn".into())
+                    .spawn(move || relay(client, shared));
+            }
+            // Out of file descriptors or similar: back off instead of spinning.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    sock.bind(&SocketAddr::from((src, 0)).into())?;
+    sock.connect_timeout(&dst.into(), CONNECT_TIMEOUT)?;
+    let stream: TcpStream = sock.into();
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Carries one connection until either side closes it or the pair is cut.
+fn relay(client: TcpStream, shared: Arc<Shared>) {
+    let Ok(target) = connect_from(shared.from_ip, shared.target) else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let (Ok(client2), Ok(target2)) = (client.try_clone(), target.try_clone()) else {
+        return;
+    };
+    let id = {
+        // Checked under the lock that `set_cut` holds, so a cut cannot miss this connection.
+        let mut st = shared.lock();
+        if st.cut || st.stopping {
+            return;
+        }
+        st.next_id += 1;
+        let id = st.next_id;
+        match (client.try_clone(), target.try_clone()) {
+            (Ok(c), Ok(t)) => st.conns.insert(id, (c, t)),
+            _ => return,
+        };
+        id
+    };
+    let back = std::thread::Builder::new()
+        .name("relay-back".into())
+        .spawn(move || copy(target2, client2));
+    copy(client, target);
+    if let Ok(handle) = back {
+        let _ = handle.join();
+    }
+    shared.lock().conns.remove(&id);
+}
+
+/// Copies `from` to `to` until end of stream, then half-closes `to`; on an error closes both.
+fn copy(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => {
+                let _ = to.shutdown(Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// A running set of relays (see the module docs).
+pub(crate) struct Proxy {
+    nodes: Vec<NodeNet>,
+    relays: BTreeMap<(usize, usize), Relay>,
+}
+
+impl Proxy {
+    pub(crate) fn start(nodes: &[NodeNet]) -> Result<Proxy, NetError> {
+        let mut proxy = Proxy {
+            nodes: nodes.to_vec(),
+            relays: BTreeMap::new(),
+        };
+        for from in nodes {
+            for to in nodes.iter().filter(|n| n.id != from.id) {
+                // On error `proxy` drops here and stops the relays already started.
+                proxy
+                    .relays
+                    .insert((from.id, to.id), Relay::start(from, to)?);
+            }
+        }
+        Ok(proxy)
+    }
+
+    fn node(&self, id: usize) -> &NodeNet {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap_or_else(|| panic!("peer_addr: unknown node {id} in {:?}", self.nodes))
+    }
+}
+
+impl Net for Proxy {
+    fn partition(&mut self, g: &Grudge) -> anyhow::Result<()> {
+        check_grudge(g, &self.nodes)?;
+        for (&(a, b), relay) in &self.relays {
+            // One relay carries both directions of its connections, so it is cut when either
+            // direction is (grudges are symmetric anyway).
+            relay.shared.set_cut(g.cuts(a, b) || g.cuts(b, a));
+        }
+        Ok(())
+    }
+
+    fn heal(&mut self) -> anyhow::Result<()> {
+        self.relays.values().for_each(|r| r.shared.set_cut(false));
+        Ok(())
+    }
+
+    fn peer_addr(&self, from: usize, to: usize) -> SocketAddr {
+        self.node(from);
+        match self.relays.get(&(from, to)) {
+            Some(relay) => relay.listen,
+            None => self.node(to).addr(),
+        }
+    }
+
+    fn cleanup(&mut self) -> anyhow::Result<()> {
+        self.relays.values_mut().for_each(Relay::stop);
+        Ok(())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.relays.values_mut().for_each(Relay::stop);
+    }
+}
+
+#[cfg(test)]
+#[path = "proxy_tests.rs"]
+mod tests;

@@ -1,0 +1,178 @@
+//! Tests of the proxy backend over real loopback sockets (no root needed).
+
+use super::*;
+use crate::net::Grudge;
+use std::io::{BufRead, BufReader};
+use std::time::Instant;
+
+/// A server on `ip` that greets each connection with the peer's IP and a newline, then echoes.
+fn echo_server(ip: Ipv4Addr) -> u16 {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let _ = conn.set_nodelay(true);
+                let peer = conn.peer_addr().unwrap().ip();
+                let _ = conn.write_all(format!("{peer}\n").as_bytes());
+                let mut buf = [0; 4096];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn nodes() -> Vec<NodeNet> {
+    [5u8, 6]
+        .iter()
+        .map(|&last| {
+            let ip = Ipv4Addr::new(127, 0, 9, last);
+            NodeNet {
+                id: last as usize,
+                ip,
+                port: echo_server(ip),
+                uid: None,
+            }
+        })
+        .collect()
+}
+
+/// A connection through `addr`: returns the greeting (the IP the server saw) and the stream.
+fn open(addr: SocketAddr) -> std::io::Result<(String, BufReader<TcpStream>)> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut reader = BufReader::new(stream);
+    let mut greeting = String::new();
+    if reader.read_line(&mut greeting)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok((greeting.trim().to_string(), reader))
+}
+
+fn echo(conn: &mut BufReader<TcpStream>, msg: &[u8]) -> std::io::Result<()> {
+    conn.get_mut().write_all(msg)?;
+    let mut back = vec![0; msg.len()];
+    conn.read_exact(&mut back)?;
+    assert_eq!(back, msg);
+    Ok(())
+}
+
+fn split(a: usize, b: usize) -> Grudge {
+    let mut g = Grudge::none(&[a, b]);
+    g.cut_between(&[a], &[b]);
+    g
+}
+
+#[test]
+fn relays_carry_traffic_until_cut_and_again_after_heal() {
+    let nodes = nodes();
+    let mut proxy = Proxy::start(&nodes).unwrap();
+    let via56 = proxy.peer_addr(5, 6);
+    assert_eq!(
+        via56.ip(),
+        nodes[0].ip,
+        "relay (5, 6) must listen on node 5's address"
+    );
+    assert_ne!(via56, proxy.peer_addr(6, 5));
+    assert_ne!(via56, nodes[1].addr());
+    assert_eq!(proxy.peer_addr(5, 5), nodes[0].addr());
+
+    let (seen, mut old) = open(via56).unwrap();
+    assert_eq!(
+        seen, "127.0.9.5",
+        "the target must see the source node's address"
+    );
+    echo(&mut old, b"hello").unwrap();
+
+    proxy.partition(&split(5, 6)).unwrap();
+    // The open connection is closed, and new ones in either direction are refused.
+    let mut rest = Vec::new();
+    let closed = old
+        .get_mut()
+        .write_all(b"x")
+        .and_then(|()| old.read_to_end(&mut rest));
+    assert!(
+        matches!(closed, Ok(0)) || closed.is_err(),
+        "{closed:?} {rest:?}"
+    );
+    assert!(open(via56).is_err());
+    assert!(open(proxy.peer_addr(6, 5)).is_err());
+
+    proxy.heal().unwrap();
+    let (_, mut new) = open(via56).unwrap();
+    echo(&mut new, b"again").unwrap();
+    let (seen, mut back) = open(proxy.peer_addr(6, 5)).unwrap();
+    assert_eq!(seen, "127.0.9.6");
+    echo(&mut back, b"both ways").unwrap();
+
+    proxy.cleanup().unwrap();
+    assert!(open(via56).is_err(), "relay still serving after cleanup");
+    proxy.cleanup().unwrap();
+}
+
+#[test]
+fn a_partition_replaces_the_previous_one() {
+    let ids = [5usize, 6, 7];
+    let nodes: Vec<NodeNet> = ids
+        .iter()
+        .map(|&id| {
+            let ip = Ipv4Addr::new(127, 0, 10, id as u8);
+            NodeNet {
+                id,
+                ip,
+                port: echo_server(ip),
+                uid: None,
+            }
+        })
+        .collect();
+    let mut proxy = Proxy::start(&nodes).unwrap();
+    let mut first = Grudge::none(&ids);
+    first.cut_between(&[5], &[6, 7]);
+    let mut second = Grudge::none(&ids);
+    second.cut_between(&[7], &[5, 6]);
+    proxy.partition(&first).unwrap();
+    assert!(open(proxy.peer_addr(5, 6)).is_err());
+    proxy.partition(&second).unwrap();
+    assert!(
+        open(proxy.peer_addr(5, 6)).is_ok(),
+        "5 -> 6 still cut after a new partition"
+    );
+    assert!(open(proxy.peer_addr(6, 7)).is_err());
+    assert!(open(proxy.peer_addr(7, 5)).is_err());
+}
+
+#[test]
+fn grudges_with_unknown_nodes_are_rejected() {
+    let mut proxy = Proxy::start(&nodes()).unwrap();
+    let err = proxy.partition(&split(5, 9)).unwrap_err();
+    assert!(err.to_string().contains("unknown node 9"), "{err}");
+}
+
+/// Not a pass/fail test: prints the round-trip latency through a relay next to a direct one.
+/// Run: `cargo nextest run --release -p nemesis --run-ignored only proxy_latency --no-capture`
+#[test]
+#[ignore]
+fn proxy_latency() {
+    let nodes = nodes();
+    let proxy = Proxy::start(&nodes).unwrap();
+    let rounds = 5_000;
+    for (name, addr) in [
+        ("direct", nodes[1].addr()),
+        ("relay", proxy.peer_addr(5, 6)),
+    ] {
+        let (_, mut conn) = open(addr).unwrap();
+        conn.get_ref().set_nodelay(true).unwrap();
+        let start = Instant::now();
+        for _ in 0..rounds {
+            echo(&mut conn, &[7; 64]).unwrap();
+        }
+        let per = start.elapsed() / rounds;
+        println!("{name}: {rounds} round trips of 64 bytes, {per:?} each");
+    }
+}
