@@ -1,4 +1,8 @@
 //! The reference Raft key-value node: storage, state machine, HTTP API, peer transport, and
 //! the event loop that drives the sans-IO `raft` core. The `cluster` binary wraps it.
 
+pub mod api;
+pub mod http;
+pub mod kv;
 pub mod storage;
+pub mod transport;

@@ -1,0 +1,380 @@
+//! The HTTP server: routes client, status, admin and peer requests, reads bodies under the
+//! 1 MiB limit, turns every bad input into a 4xx JSON error, and forwards client requests from
+//! a follower to the leader.
+//!
+//! Concurrency: one tokio task per TCP connection (hyper's HTTP/1 server with keep-alive).
+//! A handler never touches Raft state: it parses, sends an [`Input`] over the event loop's
+//! channel with a oneshot for the answer, and awaits it. The only shared state is [`Shared`]:
+//! immutable fields plus the peer address table behind a `std::sync::RwLock` that is only
+//! held for a lookup, never across an `.await`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api::{self, Answer, ApiError, ClientOp, Input, Refusal};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1 << 20;
+/// Header naming the node that forwarded a client request (it is never forwarded twice).
+pub const FORWARDED_FROM: &str = "x-forwarded-from";
+/// Header naming the sender of peer messages.
+pub const RAFT_FROM: &str = "x-raft-from";
+
+/// State shared by every connection task.
+pub struct Shared {
+    /// This node's id.
+    pub id: u64,
+    /// Addresses of the other nodes by id (peer addresses: possibly relays).
+    pub peers: RwLock<BTreeMap<u64, String>>,
+    /// The event loop's input.
+    pub tx: mpsc::Sender<Input>,
+    /// Keep-alive client for forwarding, its sockets bound to this node's IP.
+    pub forward: Client<HttpConnector, Full<Bytes>>,
+    /// How long a client request may take before it is answered 504.
+    pub deadline: Duration,
+}
+
+impl Shared {
+    /// Builds the shared state; forwarded requests leave from `own_ip`.
+    pub fn new(
+        id: u64,
+        own_ip: IpAddr,
+        peers: BTreeMap<u64, String>,
+        tx: mpsc::Sender<Input>,
+        deadline: Duration,
+    ) -> Shared {
+        let mut conn = HttpConnector::new();
+        conn.set_local_address(Some(own_ip));
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(1)));
+        let forward = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(conn);
+        Shared {
+            id,
+            peers: RwLock::new(peers),
+            tx,
+            forward,
+            deadline,
+        }
+    }
+
+    /// The address of peer `id`, if known.
+    pub fn peer_addr(&self, id: u64) -> Option<String> {
+        self.peers.read().unwrap().get(&id).cloned()
+    }
+}
+
+/// Accepts connections forever, one task each.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(shared.clone(), req));
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json_response(status: StatusCode, body: &Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error_response(e: &ApiError) -> Resp {
+    json_response(e.status, &e.body())
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    Ok(match route(&shared, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    })
+}
+
+fn method_not_allowed(m: &Method, path: &str, allowed: &str) -> ApiError {
+    ApiError::definite(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {m} not allowed on {path} (use {allowed})"),
+    )
+}
+
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let path = req.uri().path().to_string();
+    let m = req.method().clone();
+    if path == "/raft" {
+        if m != Method::POST {
+            return Err(method_not_allowed(&m, &path, "POST"));
+        }
+        return peer(shared, req).await;
+    }
+    if path == "/status" {
+        if m != Method::GET {
+            return Err(method_not_allowed(&m, &path, "GET"));
+        }
+        let (reply, rx) = oneshot::channel();
+        send(shared, Input::Status { reply }).await?;
+        let st = rx.await.map_err(|_| stopping())?;
+        return Ok(json_response(StatusCode::OK, &json!(st)));
+    }
+    if let Some(which) = path.strip_prefix("/admin/") {
+        if !matches!(which, "add" | "remove" | "joint") {
+            return Err(not_found(&path));
+        }
+        if m != Method::POST {
+            return Err(method_not_allowed(&m, &path, "POST"));
+        }
+        let forwarded = req.headers().contains_key(FORWARDED_FROM);
+        let body = read_body(req).await?;
+        let op = api::parse_admin(which, &body)?;
+        let (reply, rx) = oneshot::channel();
+        send(shared, Input::Admin { op, reply }).await?;
+        return answer(shared, rx, &m, &path, body, forwarded, true).await;
+    }
+    let Some(rest) = path.strip_prefix("/kv/") else {
+        return Err(not_found(&path));
+    };
+    let segs: Vec<&str> = rest.split('/').collect();
+    let (key, verb) = match segs.as_slice() {
+        [k] => (*k, None),
+        [k, v @ ("cas" | "append")] => (*k, Some(*v)),
+        _ => return Err(not_found(&path)),
+    };
+    match verb {
+        None if m != Method::GET && m != Method::PUT => {
+            return Err(method_not_allowed(&m, &path, "GET or PUT"))
+        }
+        Some(_) if m != Method::POST => return Err(method_not_allowed(&m, &path, "POST")),
+        _ => {}
+    }
+    let key = api::decode_key(key)?;
+    let forwarded = req.headers().contains_key(FORWARDED_FROM);
+    let is_read = m == Method::GET;
+    let body = if is_read {
+        Bytes::new()
+    } else {
+        read_body(req).await?
+    };
+    let op = match (verb, is_read) {
+        (None, true) => ClientOp::Read { key },
+        (None, false) => api::parse_put(key, &body)?,
+        (Some("cas"), _) => api::parse_cas(key, &body)?,
+        _ => api::parse_append(key, &body)?,
+    };
+    let (reply, rx) = oneshot::channel();
+    send(shared, Input::Client { op, reply }).await?;
+    answer(shared, rx, &m, &path, body, forwarded, !is_read).await
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::definite(StatusCode::NOT_FOUND, format!("unknown path {path:?}"))
+}
+
+fn stopping() -> ApiError {
+    ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, "node stopping")
+}
+
+async fn send(shared: &Shared, input: Input) -> Result<(), ApiError> {
+    shared.tx.send(input).await.map_err(|_| stopping())
+}
+
+/// Reads a body under [`BODY_LIMIT`] (413 above it).
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let too_big = || {
+        ApiError::definite(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the limit of {BODY_LIMIT} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_big());
+    }
+    match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_big()),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "could not read the body: {e}"
+        ))),
+    }
+}
+
+/// `POST /raft`: hands the framed messages of a known peer to the event loop.
+async fn peer(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let from = req
+        .headers()
+        .get(RAFT_FROM)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::bad_request(format!("missing or bad {RAFT_FROM} header")))?;
+    if from == shared.id || shared.peer_addr(from).is_none() {
+        return Err(ApiError::definite(
+            StatusCode::FORBIDDEN,
+            format!("messages from unknown node id {from} refused"),
+        ));
+    }
+    let body = read_body(req).await?;
+    send(shared, Input::Peer { from, body }).await?;
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+/// Turns the event loop's answer into a response, forwarding to the leader if need be.
+async fn answer(
+    shared: &Arc<Shared>,
+    rx: oneshot::Receiver<Result<Answer, Refusal>>,
+    m: &Method,
+    path: &str,
+    body: Bytes,
+    forwarded: bool,
+    is_write: bool,
+) -> Result<Resp, ApiError> {
+    let res = rx.await.map_err(|_| {
+        if is_write {
+            ApiError::unknown("node stopped while the request was in flight")
+        } else {
+            stopping()
+        }
+    })?;
+    match res {
+        Ok(a) => Ok(success(a)),
+        Err(Refusal::Error(e)) => Err(e),
+        Err(Refusal::NotLeader { leader }) => {
+            let addr = leader.and_then(|l| shared.peer_addr(l));
+            match addr {
+                Some(addr) if !forwarded => forward(shared, m, path, body, &addr, is_write).await,
+                _ => Err(ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: if addr.is_some() {
+                        "not the leader".into()
+                    } else {
+                        "no leader known".into()
+                    },
+                    definite: true,
+                    leader: addr,
+                }),
+            }
+        }
+    }
+}
+
+fn success(a: Answer) -> Resp {
+    match a {
+        Answer::Value(v) => json_response(StatusCode::OK, &json!({ "value": v })),
+        Answer::Done => json_response(StatusCode::OK, &json!({})),
+        Answer::Appended(v) => json_response(StatusCode::OK, &json!({ "value": v })),
+        Answer::Index(i) => json_response(StatusCode::OK, &json!({ "index": i })),
+        Answer::CasFailed(v) => json_response(
+            StatusCode::CONFLICT,
+            &json!({"error": "precondition failed", "definite": true, "value": v, "leader": null}),
+        ),
+    }
+}
+
+/// Forwards a client request to the leader and relays its answer. A failure to connect is
+/// definite (the leader never saw the request); any later failure is unknown for a write.
+async fn forward(
+    shared: &Shared,
+    m: &Method,
+    path: &str,
+    body: Bytes,
+    addr: &str,
+    is_write: bool,
+) -> Result<Resp, ApiError> {
+    let with_leader = |mut e: ApiError| {
+        e.leader = Some(addr.to_string());
+        e
+    };
+    let req = Request::builder()
+        .method(m.clone())
+        .uri(format!("http://{addr}{path}"))
+        .header(CONTENT_TYPE, "application/json")
+        .header(FORWARDED_FROM, shared.id.to_string())
+        .body(Full::new(body))
+        .map_err(|e| with_leader(ApiError::bad_request(format!("cannot forward: {e}"))))?;
+    let sent = tokio::time::timeout(shared.deadline, shared.forward.request(req)).await;
+    let resp = match sent {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.is_connect() => {
+            return Err(with_leader(ApiError::definite(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("leader unreachable: {e}"),
+            )))
+        }
+        Ok(Err(e)) if is_write => {
+            return Err(with_leader(ApiError::unknown(format!(
+                "forwarding failed: {e}"
+            ))))
+        }
+        Ok(Err(e)) => {
+            return Err(with_leader(ApiError::definite(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("forwarding a read failed: {e}"),
+            )))
+        }
+        Err(_) => {
+            return Err(with_leader(ApiError::unknown(
+                "deadline passed while forwarding to the leader",
+            )))
+        }
+    };
+    let status = resp.status();
+    let body = match tokio::time::timeout(shared.deadline, resp.into_body().collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => {
+            return Err(with_leader(ApiError::unknown(
+                "the leader's answer was cut short",
+            )))
+        }
+    };
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+/// The address to bind outgoing sockets to: the IP of the listen address.
+pub fn own_ip(listen: &SocketAddr) -> IpAddr {
+    listen.ip()
+}
