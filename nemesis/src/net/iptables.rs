@@ -211,11 +211,30 @@ pub(crate) fn removal_args(listing: &str, chains: &BTreeSet<String>) -> Vec<Vec<
 }
 
 /// Removes `chains` and every jump to them, exactly.
+///
+/// Two runs starting at once both clean the same leftovers, so a command may fail because the
+/// other run got there first: failures only count if the chains are still there on a fresh
+/// listing after a few rounds.
 fn remove_chains(chains: &BTreeSet<String>) -> Result<(), NetError> {
-    let listing = run(&args(&["-S"]))?;
-    removal_args(&listing, chains)
-        .iter()
-        .try_for_each(|a| run(a).map(drop))
+    let mut last_err = None;
+    for _ in 0..3 {
+        let cmds = removal_args(&run(&args(&["-S"]))?, chains);
+        if cmds.is_empty() {
+            return Ok(());
+        }
+        for cmd in &cmds {
+            if let Err(e) = run(cmd) {
+                last_err = Some(e);
+            }
+        }
+    }
+    if removal_args(&run(&args(&["-S"]))?, chains).is_empty() {
+        return Ok(());
+    }
+    Err(last_err.unwrap_or_else(|| NetError::Command {
+        command: "iptables -w -S".into(),
+        detail: format!("chains {chains:?} are still there after removing them three times"),
+    }))
 }
 
 /// Chains with our prefix in an `iptables -S` listing.

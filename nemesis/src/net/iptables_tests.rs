@@ -178,17 +178,33 @@ fn process_identity_tells_live_from_dead() {
 
 // ---- Tests that change the real firewall (root only) ----
 
-/// Serializes root tests inside one process (`cargo test` threads): `cleanup_leftovers`
-/// removes this process's own chains. Under nextest each test is its own process, and the
-/// state files keep concurrent processes apart.
+/// Holds the locks that serialize the tests that change the firewall.
+struct RootGuard {
+    _thread: MutexGuard<'static, ()>,
+    _process: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Serializes root tests inside one process (`cargo test` threads: `cleanup_leftovers` also
+/// removes this process's own chains) and across processes (nextest), so a test may check that
+/// no chain of ours is left that is not owned by a live process outside these tests.
 static ROOT_TESTS: Mutex<()> = Mutex::new(());
 
-fn root_or_skip(test: &str) -> Option<MutexGuard<'static, ()>> {
+fn root_or_skip(test: &str) -> Option<RootGuard> {
     if let Err(e) = available() {
         eprintln!("skipping {test}: {e}");
         return None;
     }
-    Some(ROOT_TESTS.lock().unwrap_or_else(|p| p.into_inner()))
+    let thread = ROOT_TESTS.lock().unwrap_or_else(|p| p.into_inner());
+    // Not inside the state directory: cleanup_leftovers deletes files there it cannot read.
+    let path = std::env::temp_dir().join("jtn-net-tests.lock");
+    let file = std::fs::File::create(&path).unwrap();
+    let process = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    Some(RootGuard {
+        _thread: thread,
+        _process: process,
+    })
 }
 
 fn listing() -> String {
@@ -463,4 +479,78 @@ fn leftovers_of_dead_runs_are_removed_and_live_runs_spared() {
             "{chain} survived cleanup_leftovers:\n{fw}"
         );
     }
+}
+
+/// Not a test by itself: the victim process of `a_run_killed_with_sigkill_leaves_nothing_behind`
+/// (it does nothing unless that test starts it with `JTN_VICTIM_TAG` set).
+#[test]
+#[ignore]
+fn sigkill_victim() {
+    let Ok(tag) = std::env::var("JTN_VICTIM_TAG") else {
+        return;
+    };
+    let nodes = [node(1, 1, None), node(2, 2, None)];
+    let mut net = Iptables::start(&tag, &nodes).unwrap();
+    net.partition(&split(&[1], &[2])).unwrap();
+    println!("JTN-READY");
+    // Bounded: the parent kills us long before this ends.
+    std::thread::sleep(Duration::from_secs(20));
+}
+
+#[test]
+fn a_run_killed_with_sigkill_leaves_nothing_behind() {
+    let Some(_guard) = root_or_skip("a_run_killed_with_sigkill_leaves_nothing_behind") else {
+        return;
+    };
+    use std::io::BufRead;
+    let tag = format!("kill{}", std::process::id());
+    let chains = Chains::for_tag(&tag);
+    let _remove = Remove(chains.names());
+    // Re-run this test binary, asking it for the victim test only.
+    let module = module_path!().split_once("::").map_or("", |(_, rest)| rest);
+    let mut victim = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            &format!("{module}::sigkill_victim"),
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("JTN_VICTIM_TAG", &tag)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(victim.stdout.take().unwrap());
+    let ready = out
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("JTN-READY"));
+    assert!(ready, "the victim never partitioned");
+    let fw = listing();
+    assert!(
+        fw.contains(&format!(
+            "-A {} -s 127.0.9.1/32 -d 127.0.9.2/32 -j DROP",
+            chains.input
+        )),
+        "{fw}"
+    );
+    // A cleanup_leftovers by someone else spares the live victim.
+    cleanup_leftovers().unwrap();
+    assert!(
+        listing().contains(&chains.input),
+        "live run's chain removed"
+    );
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim.id() as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    victim.wait().unwrap();
+    assert!(
+        listing().contains(&chains.input),
+        "SIGKILL cannot have run any cleanup"
+    );
+    cleanup_leftovers().unwrap();
+    assert_gone(&chains);
+    assert!(!chains.state_path().exists());
 }
