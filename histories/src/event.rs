@@ -177,7 +177,8 @@ pub struct Event {
     /// Position in the history, if the producer numbered events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u64>,
-    /// Unknown fields, kept so that a round trip loses nothing; checkers ignore them.
+    /// Unknown fields, kept so that a round trip loses nothing; checkers ignore them. Never
+    /// one of the named fields above (a writer would write that name twice).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -123,3 +123,18 @@ fn knossos_files_have_the_documented_counts() {
         assert_eq!(got, (invoke, ok, fail, info), "{name}");
     }
 }
+
+#[test]
+fn every_corpus_history_survives_jsonl_and_edn_round_trips() {
+    for path in files(&corpus(), &[".edn", ".log", ".txt"]) {
+        let name = path.display().to_string();
+        let h = read_path(&path, Format::Auto).unwrap();
+        let jsonl = histories::jsonl::write_jsonl(&h, Vec::new()).unwrap();
+        let back = histories::read_bytes(&jsonl, Format::Auto, &name).unwrap();
+        assert_eq!(back.events, h.events, "{name} via JSON Lines");
+        let edn = histories::write_edn(&back, Vec::new()).unwrap();
+        let again = histories::read_bytes(&edn, Format::Auto, &name).unwrap();
+        assert_eq!(again.events, h.events, "{name} via JSON Lines then EDN");
+        assert_eq!(again.operations, h.operations, "{name}");
+    }
+}

@@ -244,3 +244,6 @@ fn unwrap_tuples(ops: &mut [Op], file: &str, strict: bool) -> Result<(), ReadErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
