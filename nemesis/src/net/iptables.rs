@@ -17,7 +17,7 @@
 //!   symmetric.
 //!
 //! Crash safety: before creating its chains a run writes a state file
-//! `$TMPDIR/jtn-net/JTN-T` with its pid, its start time and the chain names. [`cleanup_leftovers`]
+//! `/run/jtn-net/JTN-T` with its pid, its start time and the chain names. [`cleanup_leftovers`]
 //! removes every chain with our prefix unless such a file shows its owner is another process
 //! that is still alive, so concurrent runs (and parallel tests) leave each other alone.
 
@@ -248,8 +248,11 @@ pub(crate) fn our_chains(listing: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A fixed path, not `$TMPDIR`: a run that looked in another directory would take a live
+/// run's chains for orphans. `/run` is root's (as the firewall is) and emptied at boot, when
+/// the chains vanish too.
 fn state_dir() -> PathBuf {
-    std::env::temp_dir().join("jtn-net")
+    PathBuf::from("/run/jtn-net")
 }
 
 /// `pid starttime` of a process, from `/proc/PID/stat` (start time guards against pid reuse).
@@ -291,8 +294,13 @@ fn read_state(path: &std::path::Path) -> Option<(bool, Vec<String>)> {
 
 /// Removes every firewall chain with this project's prefix (and the jumps to it) that is not
 /// owned by another live process: chains left by runs that crashed, were killed with SIGKILL,
-/// or by this process itself (so a signal handler may call it). Call it when the runner starts.
+/// or by this process itself (so a signal handler may call it). Call it whenever the runner
+/// starts, whatever its faults: a leftover DROP rule would spoil a clean run too. Without root
+/// or iptables there is nothing it could remove, and it returns `Ok` at once.
 pub fn cleanup_leftovers() -> anyhow::Result<()> {
+    if available().is_err() {
+        return Ok(());
+    }
     let listing = run(&args(&["-S"]))?;
     let mut doomed = our_chains(&listing);
     let mut stale_files = Vec::new();

@@ -1,0 +1,415 @@
+//! The fault schedule (seeded) and the nemesis that carries it out: kill / restart,
+//! pause / resume, partition / heal, each recorded as a pair of nemesis events.
+
+use crate::client::Http;
+use crate::net::{self, Grudge, Net, PartitionKind};
+use crate::recorder::Recorder;
+use crate::target::{find_leader, Cluster};
+use anyhow::{bail, Context, Result};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which nodes a kill or pause hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// One random node.
+    One,
+    /// A random minority (at least one node).
+    Minority,
+    /// A random majority.
+    Majority,
+    /// The current leader.
+    Leader,
+}
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::One => "one",
+            Who::Minority => "minority",
+            Who::Majority => "majority",
+            Who::Leader => "leader",
+        }
+    }
+}
+
+/// One fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL, later restart on the same data directory.
+    Kill(Who),
+    /// SIGSTOP, later SIGCONT.
+    Pause(Who),
+    /// Cut the network, later heal it.
+    Partition(PartitionKind),
+}
+
+impl Fault {
+    /// The nemesis event name without its `start-` / `stop-` prefix.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Fault::Kill(_) => "kill",
+            Fault::Pause(_) => "pause",
+            Fault::Partition(_) => "partition",
+        }
+    }
+
+    /// A short description (`kill minority`, `partition halves`).
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Kill(w) => format!("kill {}", w.name()),
+            Fault::Pause(w) => format!("pause {}", w.name()),
+            Fault::Partition(k) => format!("partition {}", partition_name(*k)),
+        }
+    }
+}
+
+/// The name of a partition shape in events and summaries.
+pub fn partition_name(k: PartitionKind) -> &'static str {
+    match k {
+        PartitionKind::Halves => "halves",
+        PartitionKind::IsolateOne => "isolate-one",
+        PartitionKind::IsolateLeader => "isolate-leader",
+        PartitionKind::MajoritiesRing => "majorities-ring",
+        PartitionKind::Bridge => "bridge",
+    }
+}
+
+/// The fault families a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultSet {
+    /// kill / restart
+    pub kill: bool,
+    /// pause / resume
+    pub pause: bool,
+    /// partition / heal
+    pub partition: bool,
+}
+
+impl FaultSet {
+    /// Parses `kill,pause,partition` (any subset) or `none`.
+    pub fn parse(s: &str) -> Result<FaultSet> {
+        let mut set = FaultSet::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "none" => {}
+                "kill" => set.kill = true,
+                "pause" => set.pause = true,
+                "partition" => set.partition = true,
+                other => bail!(
+                    "--faults: unknown fault {other:?} in {s:?} (expected kill, pause, partition or none)"
+                ),
+            }
+        }
+        Ok(set)
+    }
+
+    /// No fault at all.
+    pub fn is_empty(&self) -> bool {
+        !(self.kill || self.pause || self.partition)
+    }
+
+    fn choices(&self) -> Vec<Fault> {
+        let mut v = Vec::new();
+        if self.kill {
+            v.extend([Who::One, Who::Minority, Who::Majority, Who::Leader].map(Fault::Kill));
+        }
+        if self.pause {
+            v.extend([Who::One, Who::Minority, Who::Leader].map(Fault::Pause));
+        }
+        if self.partition {
+            v.extend(
+                [
+                    PartitionKind::Halves,
+                    PartitionKind::IsolateOne,
+                    PartitionKind::IsolateLeader,
+                    PartitionKind::MajoritiesRing,
+                    PartitionKind::Bridge,
+                ]
+                .map(Fault::Partition),
+            );
+        }
+        v
+    }
+}
+
+/// One step of the schedule: wait `wait`, start `fault`, hold it for `hold`, stop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Quiet time before the fault starts.
+    pub wait: Duration,
+    /// How long the fault lasts.
+    pub hold: Duration,
+    /// The fault.
+    pub fault: Fault,
+}
+
+/// The schedule for a run of length `total`: alternating quiet and faulty periods, each
+/// uniformly between half and one and a half `interval`. It depends only on its arguments,
+/// so `--seed` replays it.
+pub fn schedule(seed: u64, set: FaultSet, interval: Duration, total: Duration) -> Vec<Step> {
+    let choices = set.choices();
+    if choices.is_empty() || interval.is_zero() {
+        return Vec::new();
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let span = |rng: &mut StdRng| interval.mul_f64(rng.gen_range(0.5..1.5));
+    let mut steps = Vec::new();
+    let mut t = Duration::ZERO;
+    while t < total {
+        let wait = span(&mut rng);
+        let hold = span(&mut rng);
+        let fault = *choices.choose(&mut rng).expect("choices is not empty");
+        t += wait + hold;
+        steps.push(Step { wait, hold, fault });
+    }
+    steps
+}
+
+/// The nodes `who` designates among `ids`, given the current leader.
+pub fn pick(who: Who, ids: &[usize], leader: Option<usize>, rng: &mut StdRng) -> Vec<usize> {
+    let mut shuffled = ids.to_vec();
+    shuffled.shuffle(rng);
+    let n = ids.len();
+    let count = match who {
+        Who::One => 1,
+        Who::Minority => rng.gen_range(1..=((n - 1) / 2).max(1)),
+        Who::Majority => n / 2 + 1,
+        Who::Leader => {
+            return leader
+                .into_iter()
+                .chain(shuffled.first().copied())
+                .take(1)
+                .collect()
+        }
+    };
+    let mut v: Vec<usize> = shuffled.into_iter().take(count).collect();
+    v.sort_unstable();
+    v
+}
+
+/// What the nemesis shares with the runner.
+pub struct Nemesis {
+    /// Node processes.
+    pub cluster: Arc<Mutex<Cluster>>,
+    /// Partition backend (absent when partitions are off).
+    pub net: Option<Arc<Mutex<Box<dyn Net>>>>,
+    /// The history.
+    pub recorder: Arc<Recorder>,
+    /// The fault in force, for the progress line.
+    pub current: Arc<Mutex<String>>,
+    /// Set to end the schedule early.
+    pub stop: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What an active fault has done, so that it can be undone.
+enum Undo {
+    Restart(Vec<usize>),
+    Resume(Vec<usize>),
+    Heal,
+}
+
+impl Nemesis {
+    /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
+    pub async fn run(&self, steps: Vec<Step>, seed: u64, deadline: Instant) -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65);
+        let http = Http::new(Duration::from_millis(500));
+        for step in steps {
+            if !self.sleep_until(Instant::now() + step.wait, deadline).await {
+                break;
+            }
+            let leader = {
+                let target = lock(&self.cluster).target().clone();
+                find_leader(target.as_ref(), &http).await
+            };
+            let undo = self.start(step.fault, leader, &mut rng)?;
+            let _ = self.sleep_until(Instant::now() + step.hold, deadline).await;
+            self.finish(step.fault, undo)?;
+            if self.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps until `until`, or until `deadline` or a stop request. False if cut short.
+    async fn sleep_until(&self, until: Instant, deadline: Instant) -> bool {
+        while Instant::now() < until {
+            if self.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    fn start(&self, fault: Fault, leader: Option<usize>, rng: &mut StdRng) -> Result<Undo> {
+        let ids = lock(&self.cluster).ids();
+        let (undo, value) = match fault {
+            Fault::Kill(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.kill(n)?;
+                }
+                (
+                    Undo::Restart(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes}),
+                )
+            }
+            Fault::Pause(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.pause(n)?;
+                }
+                (
+                    Undo::Resume(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes}),
+                )
+            }
+            Fault::Partition(kind) => {
+                let g = net::grudge(kind, &ids, leader, rng);
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                lock(net).partition(&g)?;
+                (
+                    Undo::Heal,
+                    json!({"kind": partition_name(kind), "grudge": grudge_json(&g)}),
+                )
+            }
+        };
+        *lock(&self.current) = format!("{} {}", fault.describe(), nodes_of(&value));
+        self.recorder
+            .nemesis(&format!("start-{}", fault.family()), value);
+        Ok(undo)
+    }
+
+    fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
+        let value = match undo {
+            Undo::Restart(nodes) => {
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.start(n)?;
+                }
+                json!({ "nodes": nodes })
+            }
+            Undo::Resume(nodes) => {
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.resume(n)?;
+                }
+                json!({ "nodes": nodes })
+            }
+            Undo::Heal => {
+                if let Some(net) = &self.net {
+                    lock(net).heal()?;
+                }
+                Value::Null
+            }
+        };
+        lock(&self.current).clear();
+        self.recorder
+            .nemesis(&format!("stop-{}", fault.family()), value);
+        Ok(())
+    }
+}
+
+fn nodes_of(v: &Value) -> String {
+    match v["nodes"].as_array() {
+        Some(a) => a
+            .iter()
+            .map(|n| format!("n{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        None => String::new(),
+    }
+}
+
+/// A grudge as JSON: `{"1": [2, 3], ...}` (node: nodes it does not hear from).
+pub fn grudge_json(g: &Grudge) -> Value {
+    let m: serde_json::Map<String, Value> =
+        g.0.iter()
+            .map(|(k, v)| (k.to_string(), json!(v.iter().collect::<BTreeSet<_>>())))
+            .collect();
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> FaultSet {
+        FaultSet::parse("kill,pause,partition").unwrap()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let i = Duration::from_secs(5);
+        let t = Duration::from_secs(120);
+        let a = schedule(7, all(), i, t);
+        assert_eq!(a, schedule(7, all(), i, t));
+        assert_ne!(a, schedule(8, all(), i, t));
+        let total: Duration = a.iter().map(|s| s.wait + s.hold).sum();
+        assert!(total >= t, "the schedule covers the run");
+        for s in &a {
+            assert!(s.wait >= i / 2 && s.wait <= i * 3 / 2);
+        }
+        let families: BTreeSet<&str> = a.iter().map(|s| s.fault.family()).collect();
+        assert_eq!(
+            families.len(),
+            3,
+            "all families appear in 120 s: {families:?}"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_picks_the_same_nodes() {
+        let ids = [1, 2, 3, 4, 5];
+        for who in [Who::One, Who::Minority, Who::Majority, Who::Leader] {
+            let a = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
+            let b = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
+            assert_eq!(a, b);
+            match who {
+                Who::One | Who::Leader => assert_eq!(a.len(), 1),
+                Who::Minority => assert!((1..=2).contains(&a.len())),
+                Who::Majority => assert_eq!(a.len(), 3),
+            }
+        }
+        assert_eq!(
+            pick(Who::Leader, &ids, Some(4), &mut StdRng::seed_from_u64(1)),
+            [4]
+        );
+    }
+
+    #[test]
+    fn only_chosen_families_are_scheduled() {
+        let kills = schedule(
+            1,
+            FaultSet::parse("kill").unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        assert!(kills.iter().all(|s| matches!(s.fault, Fault::Kill(_))));
+        assert!(schedule(
+            1,
+            FaultSet::parse("none").unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(60)
+        )
+        .is_empty());
+        assert!(FaultSet::parse("kill,flood").is_err());
+    }
+}

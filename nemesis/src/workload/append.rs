@@ -1,0 +1,71 @@
+//! The append workload: clients append unique elements to keys and read whole values.
+//!
+//! An element is a decimal number followed by a comma (`"17,"`), unique across the run, so a
+//! value is a comma-terminated list and every element names the one append that wrote it.
+
+use super::Generator;
+use crate::client::Op;
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Read 50 %, append 50 % over uniformly chosen keys.
+pub struct Append {
+    keys: Vec<String>,
+    next: Arc<AtomicU64>,
+}
+
+impl Append {
+    /// A generator over `keys`; `next` is shared by every worker so elements are unique.
+    pub fn new(keys: Vec<String>, next: Arc<AtomicU64>) -> Append {
+        Append { keys, next }
+    }
+}
+
+impl Generator for Append {
+    fn next(&mut self, rng: &mut StdRng) -> (String, Op) {
+        let key = self.keys[rng.gen_range(0..self.keys.len())].clone();
+        if rng.gen_bool(0.5) {
+            (key, Op::Read)
+        } else {
+            let n = self.next.fetch_add(1, Ordering::Relaxed);
+            (key, Op::Append(element(n)))
+        }
+    }
+}
+
+/// The element for number `n`.
+pub fn element(n: u64) -> String {
+    format!("{n},")
+}
+
+/// Splits a value into its elements (`"1,2,"` → `["1", "2"]`).
+pub fn elements(value: &str) -> Vec<&str> {
+    value.split(',').filter(|s| !s.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn elements_are_unique_across_generators() {
+        let next = Arc::new(AtomicU64::new(0));
+        let mut a = Append::new(vec!["k".into()], next.clone());
+        let mut b = Append::new(vec!["k".into()], next);
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            for g in [&mut a, &mut b] {
+                if let (_, Op::Append(e)) = g.next(&mut rng) {
+                    assert!(seen.insert(e.clone()), "{e} twice");
+                }
+            }
+        }
+        assert!(!seen.is_empty());
+        assert_eq!(elements("1,22,3,"), vec!["1", "22", "3"]);
+        assert!(elements("").is_empty());
+    }
+}
