@@ -1,1 +1,201 @@
-fn main() {}
+//! The `checker` command line: `check` histories for linearizability, `bench` the checker.
+//!
+//! Exit codes of `check`: 0 every file linearizable, 1 some file not linearizable, 2 bad
+//! input or usage (a file that cannot be read or checked wins over any verdict), 3 some
+//! file unknown (budget spent) and none not linearizable.
+
+mod bench;
+
+use anyhow::Result;
+use checker::{try_check, ModelKind, Options, Report, Verdict};
+use clap::{Parser, Subcommand};
+use histories::Format;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Linearizability checker for Jepsen-style histories.
+#[derive(Parser, Debug)]
+#[command(name = "checker", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check history files; prints a verdict line per file and a counterexample for each
+    /// key that is not linearizable. Exit 0 linearizable, 1 not, 2 bad input, 3 unknown.
+    Check(CheckArgs),
+    /// Time the checker on the shared corpus and on generated histories (check time only,
+    /// best of N), and print per-file times.
+    Bench(bench::BenchArgs),
+}
+
+/// Arguments of `checker check`.
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// History files to check, each on its own.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// File format: auto (detect from the first line), jsonl, edn, porcupine-kv, jepsen-log.
+    #[arg(long, default_value = "auto")]
+    format: Format,
+    /// Model: register, cas-register or kv. Default by format: EDN and etcd logs
+    /// cas-register, Porcupine kv logs and JSON Lines kv.
+    #[arg(long)]
+    model: Option<ModelKind>,
+    /// Every key's initial value, as JSON (`null` = absent). Default by format: EDN 0,
+    /// Porcupine kv "" (its model starts every key empty), otherwise null.
+    #[arg(long, value_parser = parse_json)]
+    initial: Option<Value>,
+    /// Give up after this many seconds (verdict unknown, naming the key being searched).
+    #[arg(long, value_name = "SECS")]
+    time_limit: Option<f64>,
+    /// Give up when the search's memo tables hold more than this many MiB (verdict unknown).
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    memory_limit: usize,
+    /// Keys searched in parallel (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object per file (the full report) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_json(s: &str) -> Result<Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not a JSON value ({e}): {s:?}"))
+}
+
+/// The model and initial value a format's histories usually mean.
+pub(crate) fn defaults(format: Format) -> (ModelKind, Value) {
+    match format {
+        Format::Edn => (ModelKind::CasRegister, json!(0)),
+        Format::JepsenLog => (ModelKind::CasRegister, Value::Null),
+        Format::PorcupineKv => (ModelKind::Kv, json!("")),
+        Format::Jsonl | Format::Auto => (ModelKind::Kv, Value::Null),
+    }
+}
+
+/// Reads a file, detecting its format when asked; returns the history and the format.
+pub(crate) fn read(path: &Path, format: Format) -> Result<(histories::History, Format), String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let format = match format {
+        Format::Auto => histories::detect(&text, &name)
+            .map_err(|e| e.to_string())?
+            .unwrap_or(Format::Jsonl),
+        f => f,
+    };
+    let history = histories::read_str(&text, format, &name).map_err(|e| e.to_string())?;
+    Ok((history, format))
+}
+
+/// The outcome of one file: a report, or why there is none.
+enum FileResult {
+    Checked(Report),
+    Bad(String),
+}
+
+fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
+    let (history, format) = match read(path, args.format) {
+        Ok(x) => x,
+        Err(e) => return FileResult::Bad(e),
+    };
+    let (model, initial) = defaults(format);
+    let opts = Options {
+        model: args.model.unwrap_or(model),
+        initial: args.initial.clone().unwrap_or(initial),
+        time_limit: args.time_limit.map(Duration::from_secs_f64),
+        memory_limit_bytes: Some(args.memory_limit << 20),
+        threads: args.threads.unwrap_or(Options::default().threads),
+    };
+    match try_check(&history, &opts) {
+        Ok(report) => FileResult::Checked(report),
+        Err(e) => FileResult::Bad(format!("{}: {e}", path.display())),
+    }
+}
+
+fn print_text(path: &Path, report: &Report) {
+    let keys = report.keys.len();
+    println!(
+        "{}: {} ({} ops, {} key{}, model {}, initial {}, {:.3} s)",
+        path.display(),
+        report.verdict,
+        report.ops,
+        keys,
+        if keys == 1 { "" } else { "s" },
+        report.model,
+        report.initial,
+        report.time_secs
+    );
+    for k in report.failures() {
+        if let Some(c) = &k.counterexample {
+            for line in c.explain().lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    for k in report.unknowns() {
+        let key = k
+            .key
+            .as_ref()
+            .map_or("(single register)".to_string(), |k| format!("{k:?}"));
+        let why = k
+            .unknown_reason
+            .as_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        println!("    key {key}: unknown: {why}");
+    }
+}
+
+fn run_check(args: &CheckArgs) -> u8 {
+    let mut code = 0u8;
+    let rank = |c: u8| match c {
+        2 => 3,
+        1 => 2,
+        3 => 1,
+        _ => 0,
+    };
+    for path in &args.files {
+        let this = match check_file(path, args) {
+            FileResult::Bad(msg) => {
+                if args.json {
+                    println!("{}", json!({"file": path, "error": msg}));
+                } else {
+                    eprintln!("{msg}");
+                }
+                2
+            }
+            FileResult::Checked(report) => {
+                if args.json {
+                    println!("{}", json!({"file": path, "report": report}));
+                } else {
+                    print_text(path, &report);
+                }
+                match report.verdict {
+                    Verdict::Linearizable => 0,
+                    Verdict::NotLinearizable => 1,
+                    Verdict::Unknown => 3,
+                }
+            }
+        };
+        if rank(this) > rank(code) {
+            code = this;
+        }
+    }
+    code
+}
+
+fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => Ok(ExitCode::from(run_check(&args))),
+        Command::Bench(args) => {
+            bench::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

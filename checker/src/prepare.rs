@@ -1,0 +1,311 @@
+//! From a history's operations on one key to the compact input of the search: values
+//! interned, failed ops and indeterminate reads dropped, unobservable indeterminate writes
+//! pruned.
+//!
+//! # What is dropped, and why each drop keeps the verdict
+//!
+//! - `fail`: the operation definitely did not happen (REFERENCE.md §1); it constrains nothing.
+//! - An indeterminate (`info` or never completed) **read**: a read changes no state and its
+//!   answer is unknown, so it can be linearized anywhere or nowhere without affecting any other
+//!   operation.
+//! - An indeterminate **write of v** (or **cas to v**) when no completed read returns v, no cas
+//!   expects v, and (for append keys) no observed string contains v. Take any linearization
+//!   that includes it. Between it and the next write, the state is v (or v with appends after
+//!   it): an `ok` read there would return something observing v, an `ok` cas there would
+//!   expect it; so the only operations in that window are indeterminate cas ops that fail
+//!   their compare (kept cas ops' expected values count as observed, so none of them expects
+//!   v) and appends. Remove the write and move those indeterminate cas ops to the very end
+//!   (an indeterminate op may take effect at any time after its invocation, the end
+//!   included); every `ok` operation still sees the state it saw before, so the result is a
+//!   linearization without the write. Dropping it loses nothing, and the search no longer
+//!   tries it at every position after its invocation. Dropping one op can make a value
+//!   unobserved, so this runs to a fixpoint. On append keys the argument needs every append
+//!   to be legal wherever it lands, so it is applied only when the key holds nothing but
+//!   strings and `null`.
+//! - An indeterminate **append** of a string no observed string contains: same argument.
+
+use crate::model::{Cell, CellOp, CellRet, SequentialModel, Text, TextOp, TextRet, ValueId};
+use histories::{Operation, Status, F};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// One operation as the search sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyOp<M: SequentialModel> {
+    /// Index in `History::operations`.
+    pub id: usize,
+    /// The encoded operation.
+    pub op: M::Op,
+    /// The answer it must give; `None` for an indeterminate op (any answer, or never).
+    pub ret: Option<M::Ret>,
+    /// Event index of the invocation.
+    pub call: usize,
+    /// Event index of the completion (`usize::MAX` for indeterminate ops).
+    pub ret_at: usize,
+}
+
+/// The search's input for one key.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyHistory<M: SequentialModel> {
+    /// The initial state.
+    pub init: M,
+    /// Kept operations, in invocation order.
+    pub ops: Vec<KeyOp<M>>,
+    /// The value table: `ValueId` → JSON.
+    pub values: Vec<Value>,
+}
+
+/// A JSON value as a hash key (serde_json's `Value` is not `Hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum VKey<'a> {
+    Null,
+    Bool(bool),
+    Str(&'a str),
+    /// Numbers, arrays and objects by their canonical JSON text (objects are sorted maps).
+    Json(String),
+}
+
+fn vkey(v: &Value) -> VKey<'_> {
+    match v {
+        Value::Null => VKey::Null,
+        Value::Bool(b) => VKey::Bool(*b),
+        Value::String(s) => VKey::Str(s),
+        other => VKey::Json(other.to_string()),
+    }
+}
+
+/// Interns JSON values to small ids, per key.
+#[derive(Default)]
+struct Interner<'a> {
+    ids: FxHashMap<VKey<'a>, ValueId>,
+    values: Vec<Value>,
+}
+
+impl<'a> Interner<'a> {
+    fn id(&mut self, v: &'a Value) -> ValueId {
+        let next = self.values.len() as ValueId;
+        let id = *self.ids.entry(vkey(v)).or_insert(next);
+        if id == next {
+            self.values.push(v.clone());
+        }
+        id
+    }
+}
+
+fn ok_output(op: &Operation) -> &Value {
+    static NULL: Value = Value::Null;
+    op.output.as_ref().unwrap_or(&NULL)
+}
+
+/// The cas pair `[expected, new]`; validated before, so a malformed one cannot occur here.
+fn cas_pair(op: &Operation) -> (&Value, &Value) {
+    static NULL: Value = Value::Null;
+    match op.input.as_array().map(Vec::as_slice) {
+        Some([e, n]) => (e, n),
+        _ => (&NULL, &NULL),
+    }
+}
+
+fn ret_at(op: &Operation) -> usize {
+    match op.status {
+        Status::Ok => op.complete_index.unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    }
+}
+
+/// Operations the search needs at all: not failed, and not indeterminate reads.
+fn kept<'h>(ops: &'h [&'h Operation]) -> impl Iterator<Item = &'h Operation> + 'h {
+    ops.iter()
+        .copied()
+        .filter(|o| o.status != Status::Fail && !(o.status == Status::Info && o.f == F::Read))
+}
+
+/// Encodes a key's operations for the [`Cell`] model (no `append`).
+pub(crate) fn cell_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Cell> {
+    let mut interner = Interner::default();
+    let init = Cell(interner.id(initial));
+    let mut out: Vec<KeyOp<Cell>> = Vec::new();
+    for o in kept(ops) {
+        let ok = o.status == Status::Ok;
+        let (op, ret) = match o.f {
+            F::Read => (CellOp::Read, CellRet::Value(interner.id(ok_output(o)))),
+            F::Write => (CellOp::Write(interner.id(&o.input)), CellRet::Written),
+            _ => {
+                let (e, n) = cas_pair(o);
+                (
+                    CellOp::Cas(interner.id(e), interner.id(n)),
+                    CellRet::Swapped,
+                )
+            }
+        };
+        out.push(KeyOp {
+            id: o.id,
+            op,
+            ret: ok.then_some(ret),
+            call: o.invoke_index,
+            ret_at: ret_at(o),
+        });
+    }
+    prune_cells(&mut out, interner.values.len());
+    KeyHistory {
+        init,
+        ops: out,
+        values: interner.values,
+    }
+}
+
+/// Drops indeterminate writes / cas whose new value nothing observes, to a fixpoint.
+fn prune_cells(ops: &mut Vec<KeyOp<Cell>>, n_values: usize) {
+    loop {
+        let mut observed = vec![false; n_values];
+        for o in ops.iter() {
+            match (&o.op, &o.ret) {
+                (CellOp::Read, Some(CellRet::Value(v))) => observed[*v as usize] = true,
+                (CellOp::Cas(e, _), _) => observed[*e as usize] = true,
+                _ => {}
+            }
+        }
+        let before = ops.len();
+        ops.retain(|o| match (o.ret.is_none(), &o.op) {
+            (true, CellOp::Write(v)) | (true, CellOp::Cas(_, v)) => observed[*v as usize],
+            _ => true,
+        });
+        if ops.len() == before {
+            return;
+        }
+    }
+}
+
+fn to_text<'a>(v: &'a Value, interner: &mut Interner<'a>) -> Text {
+    match v {
+        Value::Null => Text::Absent,
+        Value::String(s) => Text::Str(Arc::from(s.as_str())),
+        other => Text::Other(interner.id(other)),
+    }
+}
+
+/// Encodes a key's operations for the [`Text`] model (a key with `append`).
+pub(crate) fn text_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Text> {
+    let mut interner = Interner::default();
+    let init = to_text(initial, &mut interner);
+    let mut out: Vec<KeyOp<Text>> = Vec::new();
+    for o in kept(ops) {
+        let ok = o.status == Status::Ok;
+        let (op, ret) = match o.f {
+            F::Read => (
+                TextOp::Read,
+                TextRet::Value(to_text(ok_output(o), &mut interner)),
+            ),
+            F::Write => (
+                TextOp::Write(to_text(&o.input, &mut interner)),
+                TextRet::Done,
+            ),
+            F::Append => {
+                let s = o.input.as_str().unwrap_or_default();
+                (TextOp::Append(Arc::from(s)), TextRet::Done)
+            }
+            _ => {
+                let (e, n) = cas_pair(o);
+                let op = TextOp::Cas(to_text(e, &mut interner), to_text(n, &mut interner));
+                (op, TextRet::Swapped)
+            }
+        };
+        out.push(KeyOp {
+            id: o.id,
+            op,
+            ret: ok.then_some(ret),
+            call: o.invoke_index,
+            ret_at: ret_at(o),
+        });
+    }
+    let only_strings = interner.values.is_empty() && !matches!(init, Text::Other(_));
+    if only_strings {
+        prune_texts(&mut out);
+    }
+    KeyHistory {
+        init,
+        ops: out,
+        values: interner.values,
+    }
+}
+
+/// Drops indeterminate writes / cas / appends whose string no observed string contains.
+fn prune_texts(ops: &mut Vec<KeyOp<Text>>) {
+    loop {
+        let mut observed: Vec<Arc<str>> = Vec::new();
+        for o in ops.iter() {
+            match (&o.op, &o.ret) {
+                (TextOp::Read, Some(TextRet::Value(Text::Str(s))))
+                | (TextOp::Cas(Text::Str(s), _), _) => observed.push(s.clone()),
+                _ => {}
+            }
+        }
+        let unseen = |s: &str| !s.is_empty() && !observed.iter().any(|o| o.contains(s));
+        let unobserved = |t: &Text| matches!(t, Text::Str(s) if unseen(s));
+        let before = ops.len();
+        ops.retain(|o| match (o.ret.is_none(), &o.op) {
+            (true, TextOp::Write(v)) | (true, TextOp::Cas(_, v)) => !unobserved(v),
+            (true, TextOp::Append(s)) => !(s.is_empty() || unseen(s)),
+            _ => true,
+        });
+        if ops.len() == before {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use histories::{Event, EventType, History};
+    use serde_json::json;
+
+    fn history(events: Vec<(u64, EventType, F, Value)>) -> History {
+        let evs = events
+            .into_iter()
+            .map(|(p, t, f, v)| Event::client(p, t, f, None, v))
+            .collect();
+        History::from_events(evs).unwrap()
+    }
+
+    #[test]
+    fn drops_fails_info_reads_and_unobserved_info_writes() {
+        use EventType::*;
+        let h = history(vec![
+            (0, Invoke, F::Write, json!(1)),
+            (0, Info, F::Write, json!(1)), // unobserved: nobody reads 1
+            (1, Invoke, F::Write, json!(2)),
+            (1, Info, F::Write, json!(2)), // observed by the read below
+            (2, Invoke, F::Read, Value::Null),
+            (2, Info, F::Read, Value::Null), // info read: dropped
+            (3, Invoke, F::Cas, json!([2, 3])),
+            (3, Fail, F::Cas, json!([2, 3])), // fail: dropped
+            (4, Invoke, F::Read, Value::Null),
+            (4, Ok, F::Read, json!(2)),
+        ]);
+        let ops: Vec<&Operation> = h.operations.iter().collect();
+        let k = cell_history(&ops, &Value::Null);
+        let ids: Vec<usize> = k.ops.iter().map(|o| o.id).collect();
+        assert_eq!(ids, [1, 4]);
+    }
+
+    #[test]
+    fn keeps_an_info_write_that_a_later_append_read_observes() {
+        use EventType::*;
+        let h = history(vec![
+            (0, Invoke, F::Write, json!("ab")),
+            (0, Info, F::Write, json!("ab")),
+            (1, Invoke, F::Append, json!("zz")),
+            (1, Info, F::Append, json!("zz")), // never observed: pruned
+            (2, Invoke, F::Append, json!("c")),
+            (2, Ok, F::Append, json!("c")),
+            (3, Invoke, F::Read, Value::Null),
+            (3, Ok, F::Read, json!("abc")),
+        ]);
+        let ops: Vec<&Operation> = h.operations.iter().collect();
+        let k = text_history(&ops, &Value::Null);
+        let ids: Vec<usize> = k.ops.iter().map(|o| o.id).collect();
+        assert_eq!(ids, [0, 2, 3]);
+    }
+}

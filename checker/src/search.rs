@@ -1,0 +1,378 @@
+//! The Wing & Gong / Lowe search for one key: backtracking over a doubly linked list of call
+//! and return entries, memoizing (linearized set, state) configurations.
+//!
+//! The history is a list of entries in real-time order: a call entry per kept operation and
+//! a return entry per completed (`ok`) one. An indeterminate operation has no return entry:
+//! it may take effect at any time after its invocation or never, which is the same as a
+//! return at the very end of the history, and the search stops as soon as every `ok`
+//! operation is linearized (what is left is indeterminate and can be placed last, or never).
+//!
+//! From a configuration, every call entry before the first return entry is a candidate: its
+//! operation was invoked before the oldest pending completion, so it may take effect next.
+//! Linearizing one unlinks its entries (O(1), as in Porcupine) and restarts the scan from the
+//! head; reaching a return entry means the pending operation it closes can no longer be
+//! placed, so the search backtracks. A configuration already in the memo was entered before
+//! and, since it is not an ancestor (its set is not a prefix of ours), failed: skip it.
+//!
+//! **Reads are forced.** If a pending read is legal in the current state, the search
+//! linearizes it at once and does not branch. Sound: the read is a candidate, so it was
+//! invoked before every pending operation completed and may be ordered before all of them;
+//! it leaves the state unchanged, so any linearization from here, with the read moved to the
+//! front, is still legal. So this configuration is linearizable iff the one after the read
+//! is, and when the latter fails the search backtracks past both. Without this, k concurrent
+//! reads of one value give 2^k orders to memoize; with it, none. It also means a read that
+//! is a candidate but not forced is illegal at this level, so the scan skips reads.
+//!
+//! For counterexamples the search keeps its own record: the deepest configurations reached
+//! (most `ok` operations linearized), snapshotted when it first backtracks from them, so a
+//! failing key needs no second enumeration of partial linearizations.
+
+use crate::memo::{Bitset, Memo};
+use crate::model::SequentialModel;
+use crate::prepare::KeyHistory;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Limits shared by every key's search.
+pub(crate) struct Budget<'a> {
+    /// Give up at this instant.
+    pub deadline: Option<Instant>,
+    /// Set when another key was found not linearizable.
+    pub stop: &'a AtomicBool,
+    /// Memo bytes held by all running searches.
+    pub mem_used: &'a AtomicUsize,
+    /// Give up when `mem_used` exceeds this.
+    pub mem_limit: Option<usize>,
+}
+
+/// Why a search gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    TimeLimit,
+    MemoryLimit,
+    Stopped,
+}
+
+/// How a key's search ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Linearizable,
+    NotLinearizable,
+    Unknown(Cut),
+}
+
+/// A key's search result.
+#[derive(Debug, Clone)]
+pub(crate) struct Searched {
+    pub outcome: Outcome,
+    /// Configurations entered (memo entries).
+    pub explored: u64,
+    /// Memo bytes at the end.
+    pub memo_bytes: usize,
+    /// The longest partial linearizations, as indices into `KeyHistory::ops`.
+    pub deepest: Vec<Vec<u32>>,
+}
+
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+/// Partial linearizations kept for a counterexample.
+const MAX_PATHS: usize = 3;
+/// Budget checks every this many steps.
+const CHECK_EVERY: u64 = 1024;
+
+/// The entry list: index 0 is the head sentinel.
+struct Entries {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    op: Vec<u32>,
+    is_call: Vec<bool>,
+    call_of: Vec<u32>,
+    ret_of: Vec<u32>,
+}
+
+impl Entries {
+    fn new<M: SequentialModel>(h: &KeyHistory<M>) -> Self {
+        let mut points: Vec<(usize, u32, bool)> = Vec::with_capacity(2 * h.ops.len());
+        for (i, o) in h.ops.iter().enumerate() {
+            points.push((o.call, i as u32, true));
+            if o.ret.is_some() {
+                points.push((o.ret_at, i as u32, false));
+            }
+        }
+        points.sort_unstable_by_key(|p| p.0);
+        let m = points.len() + 1;
+        let mut e = Entries {
+            next: (1..=m as u32).collect(),
+            prev: (0..m as u32).map(|i| i.wrapping_sub(1)).collect(),
+            op: vec![NIL; m],
+            is_call: vec![false; m],
+            call_of: vec![NIL; h.ops.len()],
+            ret_of: vec![NIL; h.ops.len()],
+        };
+        e.next[m - 1] = NIL;
+        for (k, &(_, op, call)) in points.iter().enumerate() {
+            let id = k + 1;
+            e.op[id] = op;
+            e.is_call[id] = call;
+            if call {
+                e.call_of[op as usize] = id as u32;
+            } else {
+                e.ret_of[op as usize] = id as u32;
+            }
+        }
+        e
+    }
+
+    fn unlink(&mut self, x: u32) {
+        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
+        self.next[p as usize] = n;
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    fn relink(&mut self, x: u32) {
+        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
+        self.next[p as usize] = x;
+        if n != NIL {
+            self.prev[n as usize] = x;
+        }
+    }
+
+    /// Removes operation `op`'s entries (call first, then return).
+    fn lift(&mut self, op: u32) {
+        self.unlink(self.call_of[op as usize]);
+        let r = self.ret_of[op as usize];
+        if r != NIL {
+            self.unlink(r);
+        }
+    }
+
+    /// Undoes [`Entries::lift`], in reverse order.
+    fn unlift(&mut self, op: u32) {
+        let r = self.ret_of[op as usize];
+        if r != NIL {
+            self.relink(r);
+        }
+        self.relink(self.call_of[op as usize]);
+    }
+}
+
+struct Frame<M> {
+    op: u32,
+    state: M,
+    forced: bool,
+}
+
+/// The search's mutable state.
+struct Search<'h, M: SequentialModel> {
+    h: &'h KeyHistory<M>,
+    entries: Entries,
+    bits: Bitset,
+    memo: Memo<M>,
+    state: M,
+    stack: Vec<Frame<M>>,
+    ok_total: usize,
+    ok_left: usize,
+    best_depth: usize,
+    best_pending: bool,
+    deepest: Vec<Vec<u32>>,
+    deepest_states: Vec<M>,
+    flushed_bytes: usize,
+}
+
+impl<'h, M: SequentialModel> Search<'h, M> {
+    fn new(h: &'h KeyHistory<M>) -> Self {
+        let bits = Bitset::new(h.ops.len());
+        let ok_total = h.ops.iter().filter(|o| o.ret.is_some()).count();
+        Search {
+            h,
+            entries: Entries::new(h),
+            memo: Memo::new(&bits),
+            bits,
+            state: h.init.clone(),
+            stack: Vec::new(),
+            ok_total,
+            ok_left: ok_total,
+            best_depth: 0,
+            best_pending: true,
+            deepest: Vec::new(),
+            deepest_states: Vec::new(),
+            flushed_bytes: 0,
+        }
+    }
+
+    /// The state after `op` from the current state, if `op` is legal there.
+    fn step(&self, op: u32) -> Option<M> {
+        let o = &self.h.ops[op as usize];
+        let mut next = self.state.clone();
+        match &o.ret {
+            Some(ret) => next.is_valid_step(&o.op, ret).then_some(next),
+            None => {
+                next.invoke(&o.op);
+                Some(next)
+            }
+        }
+    }
+
+    /// A pending read legal in the current state, if any (see the module docs).
+    fn forced_read(&mut self) -> Option<u32> {
+        let mut e = self.entries.next[HEAD as usize];
+        while e != NIL && self.entries.is_call[e as usize] {
+            let op = self.entries.op[e as usize];
+            let o = &self.h.ops[op as usize];
+            if let Some(ret) = &o.ret {
+                // Reads never change the state, legal or not (SequentialModel::is_read_only).
+                if M::is_read_only(&o.op) && self.state.is_valid_step(&o.op, ret) {
+                    return Some(op);
+                }
+            }
+            e = self.entries.next[e as usize];
+        }
+        None
+    }
+
+    /// Enters the configuration after `op` if it is new; false if the memo had it.
+    fn push(&mut self, op: u32, next: M, forced: bool) -> bool {
+        self.bits.set(op as usize);
+        if !self.memo.insert(&self.bits, &next) {
+            self.bits.clear(op as usize);
+            return false;
+        }
+        let state = std::mem::replace(&mut self.state, next);
+        self.stack.push(Frame { op, state, forced });
+        self.entries.lift(op);
+        if self.h.ops[op as usize].ret.is_some() {
+            self.ok_left -= 1;
+            let depth = self.ok_total - self.ok_left;
+            if depth > self.best_depth {
+                self.best_depth = depth;
+                self.best_pending = true;
+                self.deepest.clear();
+                self.deepest_states.clear();
+            }
+        }
+        true
+    }
+
+    /// Snapshots the current path if it is one of the deepest and not yet recorded.
+    fn record(&mut self) {
+        let depth = self.ok_total - self.ok_left;
+        if depth != self.best_depth || self.deepest.len() >= MAX_PATHS {
+            return;
+        }
+        if !self.best_pending && self.deepest_states.contains(&self.state) {
+            return;
+        }
+        self.best_pending = false;
+        self.deepest.push(self.stack.iter().map(|f| f.op).collect());
+        self.deepest_states.push(self.state.clone());
+    }
+
+    /// Backtracks to the last choice point; returns the entry to resume the scan at, or
+    /// `None` when nothing is left to try.
+    fn backtrack(&mut self) -> Option<u32> {
+        self.record();
+        while let Some(f) = self.stack.pop() {
+            self.state = f.state;
+            self.bits.clear(f.op as usize);
+            self.entries.unlift(f.op);
+            if self.h.ops[f.op as usize].ret.is_some() {
+                self.ok_left += 1;
+            }
+            if !f.forced {
+                return Some(self.entries.next[self.entries.call_of[f.op as usize] as usize]);
+            }
+        }
+        None
+    }
+
+    fn over_budget(&mut self, budget: &Budget) -> Option<Cut> {
+        if budget.stop.load(Ordering::Relaxed) {
+            return Some(Cut::Stopped);
+        }
+        if budget.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(Cut::TimeLimit);
+        }
+        let bytes = self.memo.bytes();
+        let total = budget
+            .mem_used
+            .fetch_add(bytes - self.flushed_bytes, Ordering::Relaxed)
+            + (bytes - self.flushed_bytes);
+        self.flushed_bytes = bytes;
+        match budget.mem_limit {
+            Some(limit) if total > limit => Some(Cut::MemoryLimit),
+            _ => None,
+        }
+    }
+
+    fn run(&mut self, budget: &Budget) -> Outcome {
+        let mut steps: u64 = 0;
+        let mut entry = self.entries.next[HEAD as usize];
+        let mut fresh = true;
+        loop {
+            steps += 1;
+            if steps % CHECK_EVERY == 0 {
+                if let Some(cut) = self.over_budget(budget) {
+                    return Outcome::Unknown(cut);
+                }
+            }
+            if self.ok_left == 0 {
+                return Outcome::Linearizable;
+            }
+            if fresh {
+                fresh = false;
+                if let Some(op) = self.forced_read() {
+                    let state = self.state.clone();
+                    if self.push(op, state, true) {
+                        entry = self.entries.next[HEAD as usize];
+                        fresh = true;
+                    } else {
+                        // The configuration after the read failed before, so this one fails.
+                        match self.backtrack() {
+                            Some(e) => entry = e,
+                            None => return Outcome::NotLinearizable,
+                        }
+                    }
+                    continue;
+                }
+            }
+            // ok_left > 0, so an `ok` return entry lies ahead: the scan never runs off the end.
+            if entry != NIL && self.entries.is_call[entry as usize] {
+                let op = self.entries.op[entry as usize];
+                let o = &self.h.ops[op as usize];
+                let skip = o.ret.is_some() && M::is_read_only(&o.op);
+                if !skip {
+                    if let Some(next) = self.step(op) {
+                        if self.push(op, next, false) {
+                            entry = self.entries.next[HEAD as usize];
+                            fresh = true;
+                            continue;
+                        }
+                    }
+                }
+                entry = self.entries.next[entry as usize];
+            } else {
+                match self.backtrack() {
+                    Some(e) => entry = e,
+                    None => return Outcome::NotLinearizable,
+                }
+            }
+        }
+    }
+}
+
+/// Checks one key.
+pub(crate) fn search<M: SequentialModel>(h: &KeyHistory<M>, budget: &Budget) -> Searched {
+    let mut s = Search::new(h);
+    let outcome = s.run(budget);
+    budget
+        .mem_used
+        .fetch_sub(s.flushed_bytes, Ordering::Relaxed);
+    Searched {
+        outcome,
+        explored: s.memo.len() as u64,
+        memo_bytes: s.memo.bytes(),
+        deepest: std::mem::take(&mut s.deepest),
+    }
+}
