@@ -65,19 +65,8 @@ impl Fault {
         match self {
             Fault::Kill(w) => format!("kill {}", w.name()),
             Fault::Pause(w) => format!("pause {}", w.name()),
-            Fault::Partition(k) => format!("partition {}", partition_name(*k)),
+            Fault::Partition(k) => format!("partition {}", k.name()),
         }
-    }
-}
-
-/// The name of a partition shape in events and summaries.
-pub fn partition_name(k: PartitionKind) -> &'static str {
-    match k {
-        PartitionKind::Halves => "halves",
-        PartitionKind::IsolateOne => "isolate-one",
-        PartitionKind::IsolateLeader => "isolate-leader",
-        PartitionKind::MajoritiesRing => "majorities-ring",
-        PartitionKind::Bridge => "bridge",
     }
 }
 
@@ -124,16 +113,7 @@ impl FaultSet {
             v.extend([Who::One, Who::Minority, Who::Leader].map(Fault::Pause));
         }
         if self.partition {
-            v.extend(
-                [
-                    PartitionKind::Halves,
-                    PartitionKind::IsolateOne,
-                    PartitionKind::IsolateLeader,
-                    PartitionKind::MajoritiesRing,
-                    PartitionKind::Bridge,
-                ]
-                .map(Fault::Partition),
-            );
+            v.extend(PartitionKind::ALL.map(Fault::Partition));
         }
         v
     }
@@ -284,10 +264,13 @@ impl Nemesis {
                     .net
                     .as_ref()
                     .context("partition fault without a backend")?;
-                lock(net).partition(&g)?;
+                // With fewer than two nodes there is nothing to cut.
+                if !g.is_empty() {
+                    lock(net).partition(&g)?;
+                }
                 (
                     Undo::Heal,
-                    json!({"kind": partition_name(kind), "grudge": grudge_json(&g)}),
+                    json!({"kind": kind.name(), "grudge": grudge_json(&g)}),
                 )
             }
         };

@@ -9,15 +9,13 @@ mod checks;
 mod client;
 mod faults;
 mod linear;
-mod netstub;
+mod net;
 mod progress;
 mod recorder;
 mod run;
 mod rundir;
 mod target;
 mod workload;
-
-use netstub as net;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

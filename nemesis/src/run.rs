@@ -52,12 +52,12 @@ pub fn client_port(t: TargetKind) -> u16 {
 }
 
 /// Picks the partition backend: iptables when `auto` and root with a working iptables.
-pub fn choose_backend(choice: NetChoice) -> NetBackend {
-    match choice {
-        NetChoice::Iptables => NetBackend::Iptables,
-        NetChoice::Proxy => NetBackend::Proxy,
-        NetChoice::Auto => net::choose_auto(),
-    }
+pub fn choose_backend(choice: NetChoice) -> Result<NetBackend> {
+    net::choose(match choice {
+        NetChoice::Iptables => "iptables",
+        NetChoice::Proxy => "proxy",
+        NetChoice::Auto => "auto",
+    })
 }
 
 /// Builds a target's nodes on a loopback block of their own.
@@ -138,7 +138,10 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     let dir = rundir::create(args.run_dir.as_deref())?;
     println!("nemesis: seed {seed}; run directory {}", dir.display());
 
-    let backend = faults.partition.then(|| choose_backend(args.net));
+    let backend = match faults.partition {
+        true => Some(choose_backend(args.net)?),
+        false => None,
+    };
     if args.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
         bail!("etcd cannot run behind the proxy backend (its member ids come from one shared --initial-cluster); use --net iptables as root");
     }
