@@ -81,8 +81,13 @@ fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Reads a corpus file with the CLI's defaults (Knossos nil reads are unknown reads).
 fn load(path: &Path) -> Result<(History, Format)> {
-    read(path, Format::Auto).map_err(anyhow::Error::msg)
+    let (mut h, format) = read(path, Format::Auto).map_err(anyhow::Error::msg)?;
+    if format == Format::Edn {
+        checker::nil_reads_as_unknown(&mut h);
+    }
+    Ok((h, format))
 }
 
 /// Checks a set of files together, best of N for the total and for each file.

@@ -165,6 +165,23 @@ impl CheckError {
     }
 }
 
+/// Knossos' convention: a read that completed with `nil` says nothing about the value (its
+/// models accept it in any state), whereas in our format `null` means "absent". Call this on
+/// a Knossos history to give such reads that meaning: they become indeterminate reads, which
+/// the search drops. Returns how many reads changed.
+pub fn nil_reads_as_unknown(history: &mut histories::History) -> usize {
+    let mut changed = 0;
+    for op in &mut history.operations {
+        let nil = op.output.as_ref().is_none_or(Value::is_null);
+        if op.f == histories::F::Read && op.status == histories::Status::Ok && nil {
+            op.status = histories::Status::Info;
+            op.output = None;
+            changed += 1;
+        }
+    }
+    changed
+}
+
 /// Checks a history; an operation the model cannot check is an error.
 pub fn try_check(history: &histories::History, opts: &Options) -> Result<Report, CheckError> {
     run::validate(history, opts.model)?;

@@ -50,6 +50,11 @@ struct CheckArgs {
     /// Porcupine kv "" (its model starts every key empty), otherwise null.
     #[arg(long, value_parser = parse_json)]
     initial: Option<Value>,
+    /// What an `ok` read of nil means: "absent" (our format, Porcupine, Jepsen etcd logs) or
+    /// "unknown value" (Knossos, whose models accept a nil read in any state). Default:
+    /// unknown for EDN, absent otherwise.
+    #[arg(long, value_parser = ["absent", "unknown"])]
+    nil_reads: Option<String>,
     /// Give up after this many seconds (verdict unknown, naming the key being searched).
     #[arg(long, value_name = "SECS")]
     time_limit: Option<f64>,
@@ -99,11 +104,18 @@ enum FileResult {
 }
 
 fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
-    let (history, format) = match read(path, args.format) {
+    let (mut history, format) = match read(path, args.format) {
         Ok(x) => x,
         Err(e) => return FileResult::Bad(e),
     };
     let (model, initial) = defaults(format);
+    let nil_unknown = match args.nil_reads.as_deref() {
+        Some(n) => n == "unknown",
+        None => format == Format::Edn,
+    };
+    if nil_unknown {
+        checker::nil_reads_as_unknown(&mut history);
+    }
     let opts = Options {
         model: args.model.unwrap_or(model),
         initial: args.initial.clone().unwrap_or(initial),

@@ -52,7 +52,6 @@ impl Bitset {
     }
 
     /// Whether operation `i` is in the set.
-    #[cfg(test)]
     pub fn contains(&self, i: usize) -> bool {
         self.words[i / 64] & (1 << (i % 64)) != 0
     }

@@ -25,7 +25,7 @@ pub type ValueId = u32;
 /// `is_valid_step(op, ret)` says whether `ret` is a legal answer (and applies `op`).
 /// Indeterminate operations (`info`) are applied with `invoke`, their answer ignored.
 pub trait SequentialModel:
-    SequentialSpec<Op: Clone + Debug + Send + Sync, Ret: Clone + Debug + Send + Sync>
+    SequentialSpec<Op: Clone + Debug + Eq + Hash + Send + Sync, Ret: Clone + Debug + Send + Sync>
     + Clone
     + Hash
     + Eq

@@ -23,6 +23,16 @@
 //! reads of one value give 2^k orders to memoize; with it, none. It also means a read that
 //! is a candidate but not forced is illegal at this level, so the scan skips reads.
 //!
+//! **Indeterminate operations come last, and one of each kind.** Their call entries live in a
+//! second list, scanned after the completed candidates: an indeterminate op is a candidate
+//! when it was invoked before the first pending return. Trying completed operations first
+//! finds a linearization of a valid history sooner (an `info` write invoked early is
+//! otherwise tried at every level). And two pending indeterminate operations with the same
+//! encoded operation (say two timed-out `write 3`) are interchangeable once both are
+//! invoked: neither has a completion to respect, so swapping them in any linearization
+//! gives another. The search only tries the earliest unlinearized one of each such group,
+//! which keeps the linearized members of a group a prefix of it.
+//!
 //! For counterexamples the search keeps its own record: the deepest configurations reached
 //! (most `ok` operations linearized), snapshotted when it first backtracks from them, so a
 //! failing key needs no second enumeration of partial linearizations.
@@ -94,8 +104,8 @@ impl Entries {
     fn new<M: SequentialModel>(h: &KeyHistory<M>) -> Self {
         let mut points: Vec<(usize, u32, bool)> = Vec::with_capacity(2 * h.ops.len());
         for (i, o) in h.ops.iter().enumerate() {
-            points.push((o.call, i as u32, true));
             if o.ret.is_some() {
+                points.push((o.call, i as u32, true));
                 points.push((o.ret_at, i as u32, false));
             }
         }
@@ -158,16 +168,83 @@ impl Entries {
     }
 }
 
+/// The indeterminate operations, in invocation order, as a linked list (index 0 is the
+/// head), with for each the previous member of its group of identical operations.
+struct InfoList {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// List node → op index.
+    op: Vec<u32>,
+    /// Op index → list node.
+    node_of: Vec<u32>,
+    /// Op index → the previous indeterminate op with the same encoded operation, or NIL.
+    prev_same: Vec<u32>,
+}
+
+impl InfoList {
+    fn new<M: SequentialModel>(h: &KeyHistory<M>) -> Self {
+        let ops: Vec<u32> = (0..h.ops.len() as u32)
+            .filter(|&i| h.ops[i as usize].ret.is_none())
+            .collect();
+        let m = ops.len() + 1;
+        let mut l = InfoList {
+            next: (1..=m as u32).collect(),
+            prev: (0..m as u32).map(|i| i.wrapping_sub(1)).collect(),
+            op: std::iter::once(NIL).chain(ops.iter().copied()).collect(),
+            node_of: vec![NIL; h.ops.len()],
+            prev_same: vec![NIL; h.ops.len()],
+        };
+        l.next[m - 1] = NIL;
+        let mut last: rustc_hash::FxHashMap<&M::Op, u32> = Default::default();
+        for (k, &op) in ops.iter().enumerate() {
+            l.node_of[op as usize] = k as u32 + 1;
+            if let Some(p) = last.insert(&h.ops[op as usize].op, op) {
+                l.prev_same[op as usize] = p;
+            }
+        }
+        l
+    }
+
+    fn lift(&mut self, op: u32) {
+        let x = self.node_of[op as usize] as usize;
+        let (p, n) = (self.prev[x], self.next[x]);
+        self.next[p as usize] = n;
+        if n != NIL {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    fn unlift(&mut self, op: u32) {
+        let x = self.node_of[op as usize];
+        let (p, n) = (self.prev[x as usize], self.next[x as usize]);
+        self.next[p as usize] = x;
+        if n != NIL {
+            self.prev[n as usize] = x;
+        }
+    }
+}
+
+/// Where the scan of a level is: in the completed ops' entries, or in the indeterminate
+/// ops invoked before `limit` (the position of the level's first pending return).
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    Main(u32),
+    Info { node: u32, limit: usize },
+}
+
 struct Frame<M> {
     op: u32,
     state: M,
     forced: bool,
+    /// For an indeterminate op: the level's limit, to resume its scan.
+    limit: usize,
 }
 
 /// The search's mutable state.
 struct Search<'h, M: SequentialModel> {
     h: &'h KeyHistory<M>,
     entries: Entries,
+    info: InfoList,
     bits: Bitset,
     memo: Memo<M>,
     state: M,
@@ -188,6 +265,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         Search {
             h,
             entries: Entries::new(h),
+            info: InfoList::new(h),
             memo: Memo::new(&bits),
             bits,
             state: h.init.clone(),
@@ -233,16 +311,21 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     }
 
     /// Enters the configuration after `op` if it is new; false if the memo had it.
-    fn push(&mut self, op: u32, next: M, forced: bool) -> bool {
+    fn push(&mut self, op: u32, next: M, forced: bool, limit: usize) -> bool {
         self.bits.set(op as usize);
         if !self.memo.insert(&self.bits, &next) {
             self.bits.clear(op as usize);
             return false;
         }
         let state = std::mem::replace(&mut self.state, next);
-        self.stack.push(Frame { op, state, forced });
-        self.entries.lift(op);
+        self.stack.push(Frame {
+            op,
+            state,
+            forced,
+            limit,
+        });
         if self.h.ops[op as usize].ret.is_some() {
+            self.entries.lift(op);
             self.ok_left -= 1;
             let depth = self.ok_total - self.ok_left;
             if depth > self.best_depth {
@@ -251,6 +334,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 self.deepest.clear();
                 self.deepest_states.clear();
             }
+        } else {
+            self.info.lift(op);
         }
         true
     }
@@ -269,19 +354,31 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         self.deepest_states.push(self.state.clone());
     }
 
-    /// Backtracks to the last choice point; returns the entry to resume the scan at, or
-    /// `None` when nothing is left to try.
-    fn backtrack(&mut self) -> Option<u32> {
+    /// Backtracks to the last choice point; returns where to resume the scan, or `None`
+    /// when nothing is left to try.
+    fn backtrack(&mut self) -> Option<Cursor> {
         self.record();
         while let Some(f) = self.stack.pop() {
             self.state = f.state;
             self.bits.clear(f.op as usize);
-            self.entries.unlift(f.op);
-            if self.h.ops[f.op as usize].ret.is_some() {
+            let ok = self.h.ops[f.op as usize].ret.is_some();
+            if ok {
+                self.entries.unlift(f.op);
                 self.ok_left += 1;
+            } else {
+                self.info.unlift(f.op);
             }
             if !f.forced {
-                return Some(self.entries.next[self.entries.call_of[f.op as usize] as usize]);
+                return Some(if ok {
+                    let call = self.entries.call_of[f.op as usize];
+                    Cursor::Main(self.entries.next[call as usize])
+                } else {
+                    let node = self.info.node_of[f.op as usize];
+                    Cursor::Info {
+                        node: self.info.next[node as usize],
+                        limit: f.limit,
+                    }
+                });
             }
         }
         None
@@ -306,10 +403,62 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         }
     }
 
+    /// Tries `op` from the current state; true if the search moved to a new level.
+    fn try_op(&mut self, op: u32, limit: usize) -> bool {
+        match self.step(op) {
+            Some(next) => self.push(op, next, false, limit),
+            None => false,
+        }
+    }
+
+    /// One scan step at the current level: the next cursor, or `None` to backtrack.
+    fn advance(&mut self, cursor: Cursor) -> Result<Cursor, ()> {
+        match cursor {
+            Cursor::Main(e) if e != NIL && self.entries.is_call[e as usize] => {
+                let op = self.entries.op[e as usize];
+                // Reads were offered by `forced_read` at this level: any left are illegal.
+                let read = M::is_read_only(&self.h.ops[op as usize].op);
+                if !read && self.try_op(op, 0) {
+                    return Ok(Cursor::Main(self.entries.next[HEAD as usize]));
+                }
+                Ok(Cursor::Main(self.entries.next[e as usize]))
+            }
+            Cursor::Main(e) => {
+                let limit = if e == NIL {
+                    usize::MAX
+                } else {
+                    self.h.ops[self.entries.op[e as usize] as usize].ret_at
+                };
+                Ok(Cursor::Info {
+                    node: self.info.next[HEAD as usize],
+                    limit,
+                })
+            }
+            Cursor::Info { node, limit } => {
+                if node == NIL {
+                    return Err(());
+                }
+                let op = self.info.op[node as usize];
+                if self.h.ops[op as usize].call > limit {
+                    return Err(());
+                }
+                let twin = self.info.prev_same[op as usize];
+                let skip = twin != NIL && !self.bits.contains(twin as usize);
+                if !skip && self.try_op(op, limit) {
+                    return Ok(Cursor::Main(self.entries.next[HEAD as usize]));
+                }
+                Ok(Cursor::Info {
+                    node: self.info.next[node as usize],
+                    limit,
+                })
+            }
+        }
+    }
+
     fn run(&mut self, budget: &Budget) -> Outcome {
         let mut steps: u64 = 0;
-        let mut entry = self.entries.next[HEAD as usize];
-        let mut fresh = true;
+        let mut cursor = Cursor::Main(self.entries.next[HEAD as usize]);
+        let mut depth = usize::MAX;
         loop {
             steps += 1;
             if steps % CHECK_EVERY == 0 {
@@ -320,43 +469,35 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             if self.ok_left == 0 {
                 return Outcome::Linearizable;
             }
-            if fresh {
-                fresh = false;
+            if self.stack.len() != depth {
+                // A new level (or back at one after a push): offer the reads first.
+                depth = self.stack.len();
                 if let Some(op) = self.forced_read() {
                     let state = self.state.clone();
-                    if self.push(op, state, true) {
-                        entry = self.entries.next[HEAD as usize];
-                        fresh = true;
-                    } else {
+                    if !self.push(op, state, true, 0) {
                         // The configuration after the read failed before, so this one fails.
                         match self.backtrack() {
-                            Some(e) => entry = e,
+                            Some(c) => {
+                                cursor = c;
+                                depth = self.stack.len();
+                            }
                             None => return Outcome::NotLinearizable,
                         }
+                    } else {
+                        cursor = Cursor::Main(self.entries.next[HEAD as usize]);
                     }
                     continue;
                 }
             }
-            // ok_left > 0, so an `ok` return entry lies ahead: the scan never runs off the end.
-            if entry != NIL && self.entries.is_call[entry as usize] {
-                let op = self.entries.op[entry as usize];
-                let o = &self.h.ops[op as usize];
-                let skip = o.ret.is_some() && M::is_read_only(&o.op);
-                if !skip {
-                    if let Some(next) = self.step(op) {
-                        if self.push(op, next, false) {
-                            entry = self.entries.next[HEAD as usize];
-                            fresh = true;
-                            continue;
-                        }
+            match self.advance(cursor) {
+                Ok(c) => cursor = c,
+                Err(()) => match self.backtrack() {
+                    Some(c) => {
+                        cursor = c;
+                        depth = self.stack.len();
                     }
-                }
-                entry = self.entries.next[entry as usize];
-            } else {
-                match self.backtrack() {
-                    Some(e) => entry = e,
                     None => return Outcome::NotLinearizable,
-                }
+                },
             }
         }
     }
