@@ -439,10 +439,10 @@ fn check_and_report(
     let stats = checks::stats(&history);
     let lin = linear::check(&history, Duration::from_secs(args.check_time_limit));
     let append = (args.workload == WorkloadKind::Append).then(|| checks::check_append(&history));
-    let mut verdict = match lin.verdict.as_str() {
-        "linearizable" => Verdict::Valid,
-        "not-linearizable" => Verdict::Invalid,
-        _ => Verdict::Unknown,
+    let mut verdict = match lin.verdict {
+        checker::Verdict::Linearizable => Verdict::Valid,
+        checker::Verdict::NotLinearizable => Verdict::Invalid,
+        checker::Verdict::Unknown => Verdict::Unknown,
     };
     if let Some(a) = &append {
         if !a.valid() {
@@ -523,12 +523,19 @@ fn summary(r: &Results) -> String {
             }
         );
     }
+    let lin = &r.linearizability;
     s += &format!(
-        "linearizability: {} ({:.1} s)\n",
-        r.linearizability.verdict, r.linearizability.seconds
+        "linearizability: {} over {} keys ({:.1} s)\n",
+        lin.verdict, lin.keys_checked, lin.seconds
     );
-    if !r.linearizability.keys.is_null() {
-        s += &format!("  {}\n", r.linearizability.keys);
+    if let Some(e) = &lin.error {
+        s += &format!("  could not check: {e}\n");
+    }
+    for p in lin.problems.iter().filter(|p| p.get("reason").is_some()) {
+        s += &format!("  key {} undecided: {}\n", p["key"], p["reason"]);
+    }
+    for e in lin.explanations.iter().take(3) {
+        s += &format!("{e}\n");
     }
     if let Some(a) = &r.append {
         s += &format!(
