@@ -8,8 +8,9 @@
 //!
 //! Rules, for each pair `(from, to)` the grudge cuts:
 //! - `from` binds its outgoing sockets to its own address (`uid: None`):
-//!   `-A JTN-T-i -s IP(from) -d IP(to) -j DROP`. Dropping on input loses packets silently, as
-//!   a real partition does; a drop in OUTPUT would fail the sender's `send` with EPERM at once.
+//!   `-A JTN-T-i -s IP(from) -d IP(to) -j DROP`, on input as Jepsen's rules are (the receiver
+//!   refuses what its grudge names). Either way packets are lost silently: a TCP connect or
+//!   send across the cut hangs and times out, as on a real network.
 //! - `from` runs under its own uid (etcd, which does not bind, so every packet it sends has
 //!   source 127.0.0.1): `-A JTN-T-o -o lo -m owner --uid-owner UID(from) -d IP(to) -j DROP`.
 //!   The owner match is only valid in OUTPUT (the kernel rejects it in a chain reachable from
