@@ -309,7 +309,14 @@ pub fn stats(h: &History) -> Stats {
             Status::Info => c.info += 1,
         }
     }
-    let end = h.events.last().and_then(|e| e.time).unwrap_or(0);
+    // The attack phase ends where the final phase begins (or with the history).
+    let end = h
+        .events
+        .iter()
+        .find(|e| e.process == Process::Nemesis && e.f.as_str() == "final-phase")
+        .or(h.events.last())
+        .and_then(|e| e.time)
+        .unwrap_or(0);
     let mut spans: Vec<(String, Value, u64, u64)> = Vec::new();
     let mut open: BTreeMap<String, (Value, u64)> = BTreeMap::new();
     for e in h.events.iter().filter(|e| e.process == Process::Nemesis) {
@@ -337,7 +344,7 @@ pub fn stats(h: &History) -> Stats {
         for &(t, s) in &done {
             let in_span = t >= from && t <= to;
             let in_any = spans.iter().any(|sp| t >= sp.2 && t <= sp.3);
-            if (inside && in_span) || (!inside && !in_any) {
+            if (inside && in_span) || (!inside && !in_any && t <= end) {
                 match s {
                     Status::Ok => c.ok += 1,
                     Status::Fail => c.fail += 1,

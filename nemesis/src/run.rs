@@ -374,7 +374,14 @@ async fn final_phase(
     }
     let behind = target::wait_for_catch_up(target, &http, Duration::from_secs(30)).await;
     if !behind.is_empty() {
-        notes.push(format!("nodes {behind:?} had not caught up after 30 s"));
+        let mut views = Vec::new();
+        for &id in &behind {
+            views.push(format!("n{id}: {:?}", target.status(id, &http).await));
+        }
+        notes.push(format!(
+            "nodes {behind:?} had not caught up after 30 s ({})",
+            views.join("; ")
+        ));
     }
     // Final reads use process ids far above any worker's, one per key.
     let base = 1u64 << 40;
