@@ -34,15 +34,82 @@ pub(crate) fn show(v: &Value) -> String {
     }
 }
 
+/// An event's fields before validation: the named ones picked out, the rest in `extra`.
+#[derive(Debug, Default)]
+pub(crate) struct RawEvent {
+    pub process: Option<Value>,
+    pub kind: Option<Value>,
+    pub f: Option<Value>,
+    pub key: Option<Value>,
+    pub value: Option<Value>,
+    pub time: Option<Value>,
+    pub index: Option<Value>,
+    pub extra: Map<String, Value>,
+}
+
+impl RawEvent {
+    /// Puts a field in its slot (a later field of the same name wins, as in a JSON object).
+    pub fn set(&mut self, name: &str, v: Value) {
+        let slot = match name {
+            "process" => &mut self.process,
+            "type" => &mut self.kind,
+            "f" => &mut self.f,
+            "key" => &mut self.key,
+            "value" => &mut self.value,
+            "time" => &mut self.time,
+            "index" => &mut self.index,
+            other => {
+                self.extra.insert(other.to_string(), v);
+                return;
+            }
+        };
+        *slot = Some(v);
+    }
+
+    /// Whether this is a client event (its process is present and not the nemesis).
+    pub fn is_client(&self) -> bool {
+        self.process.as_ref().is_some_and(|p| p != "nemesis")
+    }
+
+    /// Whether its type is `invoke`.
+    pub fn is_invoke(&self) -> bool {
+        self.kind.as_ref().is_some_and(|t| t == "invoke")
+    }
+
+    /// Picks the named fields out of a JSON object.
+    #[cfg(test)]
+    pub fn from_object(mut obj: Map<String, Value>) -> Self {
+        RawEvent {
+            process: obj.remove("process"),
+            kind: obj.remove("type"),
+            f: obj.remove("f"),
+            key: obj.remove("key"),
+            value: obj.remove("value"),
+            time: obj.remove("time"),
+            index: obj.remove("index"),
+            extra: obj,
+        }
+    }
+}
+
+/// Validates one event given as a JSON object (see README.md, "The format").
+#[cfg(test)]
+pub(crate) fn event_from_object(obj: Map<String, Value>) -> Result<Event, FieldError> {
+    event_from_raw(RawEvent::from_object(obj))
+}
+
 /// Validates one event (see README.md, "The format").
-pub(crate) fn event_from_object(mut obj: Map<String, Value>) -> Result<Event, FieldError> {
-    let process = take_process(&mut obj)?;
-    let kind = take_type(&mut obj)?;
-    let f = take_f(&mut obj)?;
-    let key = take_key(&mut obj)?;
-    let value = obj.remove("value").unwrap_or(Value::Null);
-    let time = take_u64(&mut obj, "time")?;
-    let index = take_u64(&mut obj, "index")?;
+pub(crate) fn event_from_raw(raw: RawEvent) -> Result<Event, FieldError> {
+    let process = process(raw.process)?;
+    let kind = event_type(raw.kind)?;
+    let f = function(raw.f)?;
+    let key = match raw.key {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(key_from_value(&v)?),
+    };
+    let value = raw.value.unwrap_or(Value::Null);
+    let time = non_negative(raw.time, "time")?;
+    let index = non_negative(raw.index, "index")?;
     if process != Process::Nemesis && kind == EventType::Invoke {
         check_invoke_value(&f, &value)?;
     }
@@ -54,12 +121,12 @@ pub(crate) fn event_from_object(mut obj: Map<String, Value>) -> Result<Event, Fi
         value,
         time,
         index,
-        extra: obj,
+        extra: raw.extra,
     })
 }
 
-fn take_process(obj: &mut Map<String, Value>) -> Result<Process, FieldError> {
-    match obj.remove("process") {
+fn process(v: Option<Value>) -> Result<Process, FieldError> {
+    match v {
         None => Err(err("a \"process\" field", "none")),
         Some(Value::String(s)) if s == "nemesis" => Ok(Process::Nemesis),
         Some(v) => match v.as_u64() {
@@ -72,9 +139,9 @@ fn take_process(obj: &mut Map<String, Value>) -> Result<Process, FieldError> {
     }
 }
 
-fn take_type(obj: &mut Map<String, Value>) -> Result<EventType, FieldError> {
+fn event_type(v: Option<Value>) -> Result<EventType, FieldError> {
     let expected = "\"type\" to be one of \"invoke\", \"ok\", \"fail\", \"info\"";
-    match obj.remove("type") {
+    match v {
         None => Err(err("a \"type\" field", "none")),
         Some(Value::String(s)) => match s.as_str() {
             "invoke" => Ok(EventType::Invoke),
@@ -87,18 +154,11 @@ fn take_type(obj: &mut Map<String, Value>) -> Result<EventType, FieldError> {
     }
 }
 
-fn take_f(obj: &mut Map<String, Value>) -> Result<F, FieldError> {
-    match obj.remove("f") {
+fn function(v: Option<Value>) -> Result<F, FieldError> {
+    match v {
         None => Err(err("an \"f\" field", "none")),
         Some(Value::String(s)) if !s.is_empty() => Ok(F::from(s.as_str())),
         Some(v) => Err(err("\"f\" to be a non-empty string", show(&v))),
-    }
-}
-
-fn take_key(obj: &mut Map<String, Value>) -> Result<Option<Key>, FieldError> {
-    match obj.remove("key") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => key_from_value(&v).map(Some),
     }
 }
 
@@ -111,8 +171,8 @@ pub(crate) fn key_from_value(v: &Value) -> Result<Key, FieldError> {
     }
 }
 
-fn take_u64(obj: &mut Map<String, Value>, name: &str) -> Result<Option<u64>, FieldError> {
-    match obj.remove(name) {
+fn non_negative(v: Option<Value>, name: &str) -> Result<Option<u64>, FieldError> {
+    match v {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) => Ok(Some(n)),

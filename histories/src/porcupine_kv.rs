@@ -16,7 +16,7 @@ use serde_json::Value;
 pub fn read_str(text: &str, file: &str) -> Result<History, ReadError> {
     let mut ops = parse_ops(text, file)?;
     for (obj, line) in ops.iter_mut() {
-        let ours = match obj.get("f") {
+        let ours = match &obj.f {
             Some(Value::String(f)) => match f.as_str() {
                 "get" => "read",
                 "put" => "write",
@@ -31,7 +31,9 @@ pub fn read_str(text: &str, file: &str) -> Result<History, ReadError> {
                 }
             },
             other => {
-                let found = other.map_or("none".to_string(), crate::fields::show);
+                let found = other
+                    .as_ref()
+                    .map_or("none".to_string(), crate::fields::show);
                 return Err(ReadError::parse(
                     file,
                     *line,
@@ -40,10 +42,11 @@ pub fn read_str(text: &str, file: &str) -> Result<History, ReadError> {
                 ));
             }
         };
-        obj.insert("f".into(), Value::from(ours));
-        if !matches!(obj.get("key"), Some(Value::String(_))) {
+        obj.f = Some(Value::from(ours));
+        if !matches!(obj.key, Some(Value::String(_))) {
             let found = obj
-                .get("key")
+                .key
+                .as_ref()
                 .map_or("none".to_string(), crate::fields::show);
             return Err(ReadError::parse(file, *line, "a string :key", found));
         }

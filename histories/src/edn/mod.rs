@@ -19,15 +19,17 @@ mod write;
 pub use write::write_edn;
 
 use crate::error::{pair, ReadError};
-use crate::fields::{event_from_object, key_from_value};
+use crate::fields::{event_from_raw, key_from_value, RawEvent};
 use crate::{Event, History};
-use parse::{parse_all, print, Edn, Node};
+use parse::{for_each_op, print, Edn, EdnError, Node};
 use serde_json::{Map, Number, Value};
 
 /// Whether op values are `jepsen.independent` `[key value]` tuples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Independent {
-    /// Decide from the history (see [`is_independent`]).
+    /// Decide from the history: tuples when every client invocation of read, write, cas or
+    /// append has a `[key value]` value (for cas `[key [expected new]]`) and no op has a
+    /// `:key` field (README.md, "Formats read").
     #[default]
     Auto,
     /// Every client invocation's value is a `[key value]` tuple; anything else is an error.
@@ -63,34 +65,50 @@ pub fn read_str_with(text: &str, file: &str, options: EdnOptions) -> Result<Hist
     pair(events, &lines, file)
 }
 
-/// One op map as a JSON object, and the line it starts on.
-pub(crate) type Op = (Map<String, Value>, usize);
+/// One op map's fields, and the line it starts on.
+pub(crate) type Op = (RawEvent, usize);
 
-/// Parses the text into op maps (as JSON objects).
+impl From<EdnError> for ReadError {
+    fn from(e: EdnError) -> Self {
+        ReadError::Parse {
+            file: String::new(),
+            line: e.line,
+            expected: e.expected,
+            found: e.found,
+        }
+    }
+}
+
+/// Parses the text into op maps (see [`parse::for_each_op`]).
 pub(crate) fn parse_ops(text: &str, file: &str) -> Result<Vec<Op>, ReadError> {
-    let forms = parse_all(text).map_err(|e| ReadError::parse(file, e.line, e.expected, e.found))?;
-    let items: Vec<Node> = match forms.as_slice() {
-        [Node {
-            value: Edn::Vector(_) | Edn::List(_),
-            ..
-        }] => match forms.into_iter().next().map(|n| n.value) {
-            Some(Edn::Vector(items) | Edn::List(items)) => items,
-            _ => Vec::new(),
-        },
-        _ => forms,
-    };
-    items
-        .into_iter()
-        .map(|node| match node.value {
-            Edn::Map(pairs) => Ok((map_to_object(pairs), node.line)),
-            other => Err(ReadError::parse(
-                file,
-                node.line,
-                "an op map {:process …, :type …, :f …, :value …} (or one vector of them)",
-                crate::error::quote(&print(&other)),
-            )),
-        })
-        .collect()
+    let mut ops = Vec::new();
+    let result = for_each_op(text, |node: Node| match node.value {
+        Edn::Map(pairs) => {
+            let mut raw = RawEvent::default();
+            for (k, v) in pairs {
+                raw.set(&key_name(k.value), to_json(v.value));
+            }
+            ops.push((raw, node.line));
+            Ok(())
+        }
+        other => Err(ReadError::parse(
+            file,
+            node.line,
+            "an op map {:process …, :type …, :f …, :value …} (or one vector of them)",
+            crate::error::quote(&print(&other)),
+        )),
+    });
+    match result {
+        // Syntax errors come from the reader, which does not know the file name.
+        Err(ReadError::Parse {
+            file: f,
+            line,
+            expected,
+            found,
+        }) if f.is_empty() => Err(ReadError::parse(file, line, expected, found)),
+        Err(e) => Err(e),
+        Ok(()) => Ok(ops),
+    }
 }
 
 /// Validates each op and collects events with their lines.
@@ -100,9 +118,9 @@ pub(crate) fn events_from_ops(
 ) -> Result<(Vec<Event>, Vec<usize>), ReadError> {
     let mut events = Vec::with_capacity(ops.len());
     let mut lines = Vec::with_capacity(ops.len());
-    for (obj, line) in ops {
-        let e = event_from_object(obj)
-            .map_err(|e| ReadError::parse(file, line, e.expected, e.found))?;
+    for (raw, line) in ops {
+        let e =
+            event_from_raw(raw).map_err(|e| ReadError::parse(file, line, e.expected, e.found))?;
         events.push(e);
         lines.push(line);
     }
@@ -176,10 +194,6 @@ fn tuple_record(tag: &str, form: Edn) -> Result<Value, Edn> {
     }
 }
 
-fn is_client(obj: &Map<String, Value>) -> bool {
-    obj.get("process").is_some_and(|p| p != "nemesis")
-}
-
 fn is_tuple(v: &Value) -> bool {
     matches!(v, Value::Array(a) if a.len() == 2 && key_from_value(&a[0]).is_ok())
 }
@@ -194,18 +208,18 @@ fn is_tuple(v: &Value) -> bool {
 /// (`[k [1 4]]`); the read and write rules tell a plain register (reads `nil` or a number,
 /// writes a number) from an independent one (`[k nil]`, `[k 3]`). A plain register whose
 /// values are themselves pairs would be misread: use [`Independent::Never`].
-pub fn is_independent(ops: &[Op]) -> bool {
-    if ops.iter().any(|(o, _)| o.contains_key("key")) {
+pub(crate) fn is_independent(ops: &[Op]) -> bool {
+    if ops.iter().any(|(o, _)| o.key.is_some()) {
         return false;
     }
     let mut invokes = ops
         .iter()
         .map(|(o, _)| o)
-        .filter(|o| is_client(o) && o.get("type").is_some_and(|t| t == "invoke"))
+        .filter(|o| o.is_client() && o.is_invoke())
         .filter_map(|o| {
-            let f = o.get("f")?.as_str()?;
+            let f = o.f.as_ref()?.as_str()?;
             matches!(f, "read" | "write" | "cas" | "append")
-                .then(|| (f, o.get("value").unwrap_or(&Value::Null)))
+                .then(|| (f, o.value.as_ref().unwrap_or(&Value::Null)))
         })
         .peekable();
     invokes.peek().is_some()
@@ -219,19 +233,21 @@ pub fn is_independent(ops: &[Op]) -> bool {
 /// pairing accepts; with `strict`, an invocation without a tuple is an error.
 fn unwrap_tuples(ops: &mut [Op], file: &str, strict: bool) -> Result<(), ReadError> {
     for (obj, line) in ops.iter_mut() {
-        if !is_client(obj) || obj.contains_key("key") {
+        if !obj.is_client() || obj.key.is_some() {
             continue;
         }
-        let invoke = obj.get("type").is_some_and(|t| t == "invoke");
-        match obj.get_mut("value") {
+        let invoke = obj.is_invoke();
+        match &mut obj.value {
             Some(Value::Array(a)) if a.len() == 2 && key_from_value(&a[0]).is_ok() => {
                 let v = a.pop().unwrap_or(Value::Null);
                 let k = a.pop().unwrap_or(Value::Null);
-                obj.insert("key".into(), k);
-                obj.insert("value".into(), v);
+                obj.key = Some(k);
+                obj.value = Some(v);
             }
             other if strict && invoke => {
-                let found = other.map_or("none".to_string(), |v| crate::fields::show(v));
+                let found = other
+                    .as_ref()
+                    .map_or("none".to_string(), crate::fields::show);
                 return Err(ReadError::parse(
                     file,
                     *line,

@@ -84,6 +84,52 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, EdnError> {
     }
 }
 
+/// Calls `op` with each op of a history, in order, without building the whole tree: each
+/// top-level vector or list stands for its elements, any other top-level form for itself.
+///
+/// A history of a million ops would otherwise sit in memory twice (as EDN nodes, then as
+/// events); this way only one op's nodes exist at a time.
+pub fn for_each_op<E: From<EdnError>>(
+    text: &str,
+    mut op: impl FnMut(Node) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut r = Reader {
+        text,
+        pos: 0,
+        line: 1,
+    };
+    loop {
+        r.skip_ws(0)?;
+        let Some(b) = r.peek() else {
+            return Ok(());
+        };
+        if b == b'[' || b == b'(' {
+            let close = if b == b'[' { b']' } else { b')' };
+            let open_line = r.line;
+            r.pos += 1;
+            loop {
+                r.skip_ws(1)?;
+                match r.peek() {
+                    None => {
+                        let expected = format!(
+                            "`{}` closing the one opened on line {open_line}",
+                            close as char
+                        );
+                        return Err(r.error(expected, "the end of the input").into());
+                    }
+                    Some(c) if c == close => {
+                        r.pos += 1;
+                        break;
+                    }
+                    Some(_) => op(r.read_form(1)?)?,
+                }
+            }
+        } else {
+            op(r.read_form(0)?)?;
+        }
+    }
+}
+
 struct Reader<'a> {
     text: &'a str,
     pos: usize,
@@ -103,12 +149,16 @@ impl<'a> Reader<'a> {
         self.text.as_bytes().get(self.pos + n).copied()
     }
 
-    fn err<T>(&self, expected: impl Into<String>, found: impl Into<String>) -> Result<T, EdnError> {
-        Err(EdnError {
+    fn error(&self, expected: impl Into<String>, found: impl Into<String>) -> EdnError {
+        EdnError {
             line: self.line,
             expected: expected.into(),
             found: found.into(),
-        })
+        }
+    }
+
+    fn err<T>(&self, expected: impl Into<String>, found: impl Into<String>) -> Result<T, EdnError> {
+        Err(self.error(expected, found))
     }
 
     /// What is at the cursor, quoted, for an error message.
