@@ -33,6 +33,14 @@ pub enum Command {
         /// The suffix.
         value: String,
     },
+    /// Record the address of node `id` (proposed by the admin API before a membership change,
+    /// so that every node, and every later snapshot, knows where the new member is).
+    SetPeer {
+        /// The node.
+        id: u64,
+        /// Its address.
+        addr: String,
+    },
 }
 
 /// What applying a command produced.
@@ -63,6 +71,7 @@ const TAG_PUT: u8 = 1;
 const TAG_CAS: u8 = 2;
 const TAG_CAS_ABSENT: u8 = 3;
 const TAG_APPEND: u8 = 4;
+const TAG_SET_PEER: u8 = 5;
 
 impl Command {
     /// Encodes `request_id` and the command.
@@ -92,6 +101,11 @@ impl Command {
                 put_str(&mut out, key);
                 put_str(&mut out, value);
             }
+            Command::SetPeer { id, addr } => {
+                out.push(TAG_SET_PEER);
+                out.extend_from_slice(&id.to_le_bytes());
+                put_str(&mut out, addr);
+            }
         }
         out
     }
@@ -118,6 +132,10 @@ impl Command {
             TAG_APPEND => Command::Append {
                 key: r.str("key")?,
                 value: r.str("value")?,
+            },
+            TAG_SET_PEER => Command::SetPeer {
+                id: r.u64("peer id")?,
+                addr: r.str("peer address")?,
             },
             _ => return Err(r.err("tag")),
         };
@@ -168,6 +186,8 @@ impl Reader<'_> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kv {
     map: BTreeMap<String, String>,
+    /// Peer addresses recorded by [`Command::SetPeer`].
+    pub peers: BTreeMap<u64, String>,
     /// Index of the last log entry applied.
     pub applied: u64,
 }
@@ -209,6 +229,10 @@ impl Kv {
                 v.push_str(&value);
                 Outcome::Appended(v.clone())
             }
+            Command::SetPeer { id, addr } => {
+                self.peers.insert(id, addr);
+                Outcome::Done
+            }
         }
     }
 
@@ -220,6 +244,11 @@ impl Kv {
         for (k, v) in &self.map {
             put_str(&mut out, k);
             put_str(&mut out, v);
+        }
+        out.extend_from_slice(&(self.peers.len() as u64).to_le_bytes());
+        for (id, a) in &self.peers {
+            out.extend_from_slice(&id.to_le_bytes());
+            put_str(&mut out, a);
         }
         out
     }
@@ -235,10 +264,19 @@ impl Kv {
             let v = r.str("value")?;
             map.insert(k, v);
         }
+        let mut peers = BTreeMap::new();
+        for _ in 0..r.u64("peer count")? {
+            let id = r.u64("peer id")?;
+            peers.insert(id, r.str("peer address")?);
+        }
         if r.at != buf.len() {
             return Err(r.err("trailing bytes"));
         }
-        Ok(Kv { map, applied })
+        Ok(Kv {
+            map,
+            peers,
+            applied,
+        })
     }
 }
 
@@ -293,6 +331,7 @@ mod tests {
                 new
             }),
             (k, v).prop_map(|(key, value)| Command::Append { key, value }),
+            (1u64..5, v).prop_map(|(id, addr)| Command::SetPeer { id, addr }),
         ]
     }
 

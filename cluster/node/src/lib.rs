@@ -2,7 +2,9 @@
 //! the event loop that drives the sans-IO `raft` core. The `cluster` binary wraps it.
 
 pub mod api;
+pub mod codec;
 pub mod http;
 pub mod kv;
+pub mod node;
 pub mod storage;
 pub mod transport;

@@ -17,11 +17,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use raft::Message;
 use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 
@@ -29,32 +30,15 @@ use crate::http::RAFT_FROM;
 
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 4096;
-/// Largest request body the sender builds (the receiver's limit is 1 MiB).
-const MAX_BATCH: usize = 900 * 1024;
+/// Most messages per request. The core caps AppendEntries at `max_batch` entries, so a batch
+/// of small key-value commands stays well under the receiver's 1 MiB body limit.
+const MAX_BATCH: usize = 64;
 /// How long one request may take before the connection is considered dead.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Appends one length-prefixed message to a batch body.
-pub fn frame_into(out: &mut BytesMut, msg: &[u8]) {
-    out.put_u32_le(msg.len() as u32);
-    out.put_slice(msg);
-}
-
-/// Splits a batch body into its messages; `None` if the framing is broken.
-pub fn unframe(body: &[u8]) -> Option<Vec<&[u8]>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < body.len() {
-        let len = u32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?) as usize;
-        out.push(body.get(at + 4..at + 4 + len)?);
-        at += 4 + len;
-    }
-    Some(out)
-}
-
 struct Peer {
     addr: String,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Message>,
 }
 
 /// The set of outgoing peer links.
@@ -91,11 +75,12 @@ impl Transport {
         self.peers.lock().unwrap().remove(&id);
     }
 
-    /// Queues an encoded message; drops it if the queue is full or the peer is unknown.
-    pub fn send(&self, to: u64, msg: Vec<u8>) {
-        if let Some(p) = self.peers.lock().unwrap().get(&to) {
+    /// Queues a message; drops it if the queue is full or the peer is unknown. Encoding
+    /// happens in the peer's sender task, off the event loop.
+    pub fn send(&self, msg: Message) {
+        if let Some(p) = self.peers.lock().unwrap().get(&msg.to) {
             if p.tx.try_send(msg).is_err() {
-                tracing::trace!(to, "peer queue full, message dropped");
+                tracing::trace!("peer queue full, message dropped");
             }
         }
     }
@@ -125,7 +110,7 @@ async fn connect(own_ip: IpAddr, addr: &str) -> std::io::Result<tokio::net::TcpS
 }
 
 /// One peer's sender: connect (with backoff), then send batches until the queue closes.
-async fn sender(me: u64, own_ip: IpAddr, to: u64, addr: String, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn sender(me: u64, own_ip: IpAddr, to: u64, addr: String, mut rx: mpsc::Receiver<Message>) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let stream = match connect(own_ip, &addr).await {
@@ -154,14 +139,14 @@ async fn sender(me: u64, own_ip: IpAddr, to: u64, addr: String, mut rx: mpsc::Re
             let Some(first) = rx.recv().await else {
                 return;
             };
-            let mut body = BytesMut::with_capacity(first.len() + 4);
-            frame_into(&mut body, &first);
-            while body.len() < MAX_BATCH {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
-                    Ok(m) => frame_into(&mut body, &m),
+                    Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
             }
+            let body = raft::encode_messages(&batch);
             let req = Request::post("/raft")
                 .header(hyper::header::HOST, addr.as_str())
                 .header(RAFT_FROM, me.to_string())
@@ -178,25 +163,6 @@ async fn sender(me: u64, own_ip: IpAddr, to: u64, addr: String, mut rx: mpsc::Re
                     break;
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn framing_round_trips_and_rejects_truncation() {
-        let mut b = BytesMut::new();
-        frame_into(&mut b, b"one");
-        frame_into(&mut b, b"");
-        frame_into(&mut b, b"three");
-        let msgs = unframe(&b).unwrap();
-        assert_eq!(msgs, vec![&b"one"[..], b"", b"three"]);
-        for cut in 1..b.len() {
-            let ok = unframe(&b[..cut]);
-            assert!(ok.is_none() || cut == 7 || cut == 11, "cut {cut}: {ok:?}");
         }
     }
 }

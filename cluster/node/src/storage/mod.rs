@@ -301,18 +301,28 @@ impl Storage {
     }
 
     /// Makes `data` the snapshot up to `meta.index` and compacts the log: entries up to the
-    /// snapshot are dropped (all of them, if the snapshot is ahead of or conflicts with the
-    /// log) and segments and snapshots no longer needed are removed. Syncs staged records.
+    /// snapshot are dropped (all of them if `replace_log`, as for a snapshot received from the
+    /// leader, or if the snapshot is ahead of or conflicts with the log) and segments and
+    /// snapshots no longer needed are removed. Syncs staged records first.
     pub fn install_snapshot(
         &mut self,
         meta: SnapshotMeta,
         data: &[u8],
+        replace_log: bool,
     ) -> Result<(), StorageError> {
         if meta.index <= self.state.snapshot.index {
             return Ok(());
         }
         self.sync()?;
         snapshot::write(&self.dir, &meta, data, self.opts.fsync)?;
+        if replace_log {
+            // Only the mirror needs the truncation: the checkpoint below then holds no entry,
+            // and replaying old segments plus a torn checkpoint still ends in a valid log.
+            let from = self.state.snapshot.index + 1;
+            self.state
+                .apply(&Record::Truncate { from })
+                .expect("truncation always applies");
+        }
         self.state
             .apply(&Record::Snapshot(meta.clone()))
             .expect("snapshot records always apply");
@@ -325,7 +335,9 @@ impl Storage {
         }
         let old: Vec<u64> = self.segments.clone();
         self.open_segment(checkpoint)?;
-        for seq in old {
+        // Newest first: a crash half-way leaves a prefix of the old segments, which replays
+        // to a valid (older) log before the checkpoint; a suffix would start with a gap.
+        for seq in old.into_iter().rev() {
             let p = segment_path(&self.dir, seq);
             fs::remove_file(&p).map_err(io_err(&p))?;
         }
@@ -352,6 +364,13 @@ impl Storage {
         }
         let path = self.dir.join(snapshot::file_name(s.index, s.term));
         Ok(Some(snapshot::read(&path)?.1))
+    }
+
+    /// Stages the removal of every entry from `from` on.
+    pub fn truncate(&mut self, from: u64) {
+        if from <= self.state.last_index() {
+            self.stage(Record::Truncate { from });
+        }
     }
 
     /// Number of segment files on disk.

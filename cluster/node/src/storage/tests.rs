@@ -172,7 +172,8 @@ fn snapshot_compacts_segments_and_survives_reopen() {
         term: 1,
         conf: vec![1, 2, 3],
     };
-    s.install_snapshot(meta.clone(), b"state at 30").unwrap();
+    s.install_snapshot(meta.clone(), b"state at 30", false)
+        .unwrap();
     assert_eq!(s.segment_count(), 1);
     let after = s.state().clone();
     assert_eq!(after.entries.len(), 10);
@@ -194,7 +195,7 @@ fn a_missing_snapshot_file_is_refused() {
         term: 1,
         conf: vec![],
     };
-    s.install_snapshot(meta, b"x").unwrap();
+    s.install_snapshot(meta, b"x", false).unwrap();
     drop(s);
     fs::remove_file(d.0.join(snapshot::file_name(1, 1))).unwrap();
     assert!(matches!(
@@ -303,7 +304,7 @@ proptest! {
                     if index > cur.snap.0 {
                         let term = cur.entries[&index].0;
                         let data = format!("snap {index}").into_bytes();
-                        s.install_snapshot(SnapshotMeta { index, term, conf: vec![7] }, &data).unwrap();
+                        s.install_snapshot(SnapshotMeta { index, term, conf: vec![7] }, &data, false).unwrap();
                         cur.entries = cur.entries.split_off(&(index + 1));
                         cur.snap = (index, term);
                         cur.snap_data = data;

@@ -1,0 +1,715 @@
+//! The event loop: one task owns the Raft core, the storage and the state machine; channels
+//! feed it ticks, peer messages, client requests and admin requests.
+//!
+//! Concurrency choices, and why:
+//! - **One owner, no locks.** The core, the WAL and the KV map live in one task ([`Driver`]),
+//!   so no lock guards Raft state and nothing is ever held across an `.await`. HTTP handlers
+//!   talk to it through an `mpsc` channel and get answers through `oneshot`s.
+//! - **Batching.** Each turn of the loop takes one event, then drains whatever else is already
+//!   queued (up to [`MAX_DRAIN`]), and only then asks the core for its `Ready`. Every proposal
+//!   that arrived while the previous fsync ran therefore lands in one `Ready`, one WAL write
+//!   and one `fdatasync` (group commit), and one AppendEntries per follower.
+//! - **fsync on the loop thread.** The fsync runs inside `block_in_place`, so the runtime moves
+//!   the other tasks (HTTP connections, peer senders) to the other worker while the disk works;
+//!   the loop itself must wait anyway, because nothing it does next may precede durability.
+//! - **Leader appends in parallel with its own fsync** (Raft dissertation §10.2.1, as etcd
+//!   does): a leader's AppendEntries, heartbeats and snapshots are queued *before* its local
+//!   fsync. Safe because the follower acknowledgements that could commit those entries are
+//!   stepped into the core only on a later turn of this same loop, after the fsync returned;
+//!   votes and every other message still wait for the fsync.
+//! - **Deadlines.** Each waiting client has a deadline; an expired write is answered 504
+//!   (unknown outcome: it may still commit), an expired read 504 as well.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::StatusCode;
+use raft::{
+    Bugs, ConfChange, ConfChangeError, Config, EntryKind, Message, MessageBody, PersistedState,
+    ProposeError, ReadError, Ready, Role, Snapshot,
+};
+use tokio::sync::mpsc;
+
+use crate::api::{AdminOp, Answer, ApiError, ClientOp, Input, Refusal, ReplyTo, StatusInfo};
+use crate::codec;
+use crate::http::{self, Shared};
+use crate::kv::{Command, Kv, Outcome};
+use crate::storage::{self, Storage, StorageError};
+use crate::transport::Transport;
+
+/// Most inputs taken from the channel per turn before the core is asked for work.
+const MAX_DRAIN: usize = 4096;
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// This node's id.
+    pub id: u64,
+    /// Address to serve on (its IP is also the source of outgoing peer connections).
+    pub listen: SocketAddr,
+    /// The other nodes' addresses (possibly relays).
+    pub peers: BTreeMap<u64, String>,
+    /// The cluster's initial voters (default: this node and every peer).
+    pub voters: Option<BTreeSet<u64>>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Length of one tick.
+    pub tick: Duration,
+    /// Election timeout in ticks.
+    pub election_ticks: u32,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: u32,
+    /// Snapshot and compact every this many applied entries (0 = never).
+    pub snapshot_every: u64,
+    /// fsync the WAL.
+    pub fsync: bool,
+    /// Core bug switches.
+    pub bugs: Bugs,
+    /// Client request deadline.
+    pub deadline: Duration,
+}
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The core refused the configuration or the persisted state.
+    #[error("raft core refused to start: {0}")]
+    Start(String),
+    /// The WAL holds an entry the node cannot decode.
+    #[error("entry {index} in the WAL does not decode: {source}")]
+    BadEntry {
+        /// Its index.
+        index: u64,
+        /// Why.
+        source: codec::CodecError,
+    },
+    /// A snapshot (from disk or from the leader) does not decode.
+    #[error("snapshot at index {index} does not decode: {why}")]
+    BadSnapshot {
+        /// Its index.
+        index: u64,
+        /// Why.
+        why: String,
+    },
+    /// The listen address is taken or not local.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+struct PendingWrite {
+    term: u64,
+    admin: bool,
+    reply: ReplyTo,
+}
+
+struct PendingRead {
+    key: String,
+    reply: ReplyTo,
+}
+
+enum Expiry {
+    Write(u64),
+    Read(u64),
+}
+
+/// The loop's state (see the module docs).
+struct Driver {
+    node: raft::Node,
+    storage: Storage,
+    kv: Kv,
+    transport: Arc<Transport>,
+    shared: Arc<Shared>,
+    addr: String,
+    writes: BTreeMap<u64, PendingWrite>,
+    reads: HashMap<u64, PendingRead>,
+    /// Reads confirmed at an index not yet applied.
+    confirmed: Vec<(u64, u64)>,
+    expiry: VecDeque<(Instant, Expiry)>,
+    next_ctx: u64,
+    next_request: u64,
+    snapshot_every: u64,
+    deadline: Duration,
+}
+
+fn to_storage_hs(hs: &raft::HardState) -> storage::HardState {
+    storage::HardState {
+        term: hs.term,
+        vote: hs.vote.unwrap_or(0),
+        commit: hs.commit,
+    }
+}
+
+fn to_storage_entry(e: &raft::Entry) -> storage::Entry {
+    storage::Entry {
+        index: e.index,
+        term: e.term,
+        data: codec::kind_bytes(&e.kind),
+    }
+}
+
+fn to_storage_meta(m: &raft::SnapshotMeta) -> storage::SnapshotMeta {
+    storage::SnapshotMeta {
+        index: m.index,
+        term: m.term,
+        conf: codec::membership_bytes(&m.membership),
+    }
+}
+
+/// Reads the data directory back into what the core and the state machine start from.
+fn recover(
+    storage: &Storage,
+    snapshot_data: Option<Vec<u8>>,
+) -> Result<(Option<PersistedState>, Kv), NodeError> {
+    let st = storage.state();
+    let mut kv = Kv::default();
+    let snapshot = match snapshot_data {
+        Some(data) => {
+            let index = st.snapshot.index;
+            let bad = |why: String| NodeError::BadSnapshot { index, why };
+            let membership =
+                codec::membership_from_bytes(&st.snapshot.conf).map_err(|e| bad(e.to_string()))?;
+            kv = Kv::decode(&data).map_err(|e| bad(e.to_string()))?;
+            kv.applied = index;
+            Some(Snapshot {
+                meta: raft::SnapshotMeta {
+                    index,
+                    term: st.snapshot.term,
+                    membership,
+                },
+                data,
+            })
+        }
+        None => None,
+    };
+    let entries = st
+        .entries
+        .iter()
+        .map(|e| {
+            Ok(raft::Entry {
+                index: e.index,
+                term: e.term,
+                kind: codec::kind_from_bytes(&e.data).map_err(|source| NodeError::BadEntry {
+                    index: e.index,
+                    source,
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, NodeError>>()?;
+    let hs = &st.hard_state;
+    let fresh = hs.term == 0 && entries.is_empty() && snapshot.is_none();
+    let persisted = (!fresh).then(|| PersistedState {
+        hard_state: raft::HardState {
+            term: hs.term,
+            vote: (hs.vote != 0).then_some(hs.vote),
+            commit: hs.commit,
+        },
+        snapshot,
+        entries,
+    });
+    Ok((persisted, kv))
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run(
+    opts: NodeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let (storage, rec) = Storage::open(
+        &opts.data_dir,
+        storage::Options {
+            fsync: opts.fsync,
+            ..storage::Options::default()
+        },
+    )?;
+    if rec.torn_bytes > 0 {
+        tracing::warn!(bytes = rec.torn_bytes, "dropped a torn WAL tail");
+    }
+    let (persisted, kv) = recover(&storage, rec.snapshot_data)?;
+    let voters = opts
+        .voters
+        .clone()
+        .unwrap_or_else(|| opts.peers.keys().copied().chain([opts.id]).collect());
+    let mut cfg = Config::new(opts.id, voters);
+    cfg.election_ticks = opts.election_ticks;
+    cfg.heartbeat_ticks = opts.heartbeat_ticks;
+    cfg.bugs = opts.bugs;
+    // Seeded from the clock: nodes restarted together must not draw the same timeouts.
+    cfg.seed = opts.id ^ rand::random::<u64>();
+    let node = raft::Node::new(cfg, persisted).map_err(|e| NodeError::Start(e.to_string()))?;
+
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    let own_ip = opts.listen.ip();
+    let (tx, rx) = mpsc::channel(8192);
+    let mut peers = opts.peers.clone();
+    for (id, a) in &kv.peers {
+        if *id != opts.id {
+            peers.entry(*id).or_insert_with(|| a.clone());
+        }
+    }
+    let shared = Arc::new(Shared::new(
+        opts.id,
+        own_ip,
+        peers.clone(),
+        tx,
+        opts.deadline,
+    ));
+    let transport = Arc::new(Transport::new(opts.id, own_ip));
+    for (id, a) in peers {
+        transport.set_peer(id, a);
+    }
+    let server = tokio::spawn(http::serve(listener, shared.clone()));
+    tracing::info!(id = opts.id, listen = %opts.listen, applied = kv.applied, "node started");
+    let mut driver = Driver {
+        node,
+        storage,
+        kv,
+        transport,
+        shared,
+        addr: opts.listen.to_string(),
+        writes: BTreeMap::new(),
+        reads: HashMap::new(),
+        confirmed: Vec::new(),
+        expiry: VecDeque::new(),
+        next_ctx: 1,
+        next_request: 1,
+        snapshot_every: opts.snapshot_every,
+        deadline: opts.deadline,
+    };
+    let res = driver.run(rx, opts.tick, shutdown).await;
+    server.abort();
+    tracing::info!(id = opts.id, "node stopped");
+    res
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<Input>,
+        tick: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return Ok(()),
+                _ = ticker.tick() => self.node.tick(),
+                input = rx.recv() => match input {
+                    Some(i) => self.on_input(i),
+                    None => return Ok(()),
+                },
+            }
+            for _ in 0..MAX_DRAIN {
+                match rx.try_recv() {
+                    Ok(i) => self.on_input(i),
+                    Err(_) => break,
+                }
+            }
+            self.expire(Instant::now());
+            // A Ready's advance can make more work (e.g. entries committed by our own append
+            // in a single-voter cluster); a few rounds settle it without starving the inputs.
+            for _ in 0..4 {
+                if !self.node.has_ready() {
+                    break;
+                }
+                let rd = self.node.ready();
+                self.handle_ready(rd)?;
+            }
+        }
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Peer { from, body } => self.on_peer(from, &body),
+            Input::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Input::Client { op, reply } => match op {
+                ClientOp::Read { key } => self.on_read(key, reply),
+                ClientOp::Write(cmd) => self.on_write(cmd, reply),
+            },
+            Input::Admin { op, reply } => self.on_admin(op, reply),
+        }
+    }
+
+    fn on_peer(&mut self, from: u64, body: &[u8]) {
+        let msgs = match raft::decode_messages(body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(from, "undecodable peer body dropped: {e}");
+                return;
+            }
+        };
+        for m in msgs {
+            if m.from != from {
+                tracing::warn!(from, claimed = m.from, "message with a forged sender");
+                continue;
+            }
+            if let Err(e) = self.node.step(m) {
+                tracing::debug!(from, "step refused: {e}");
+            }
+        }
+    }
+
+    fn status(&self) -> StatusInfo {
+        let s = self.node.status();
+        StatusInfo {
+            id: s.id,
+            role: s.role.name().to_string(),
+            term: s.term,
+            leader: s.leader,
+            commit: s.commit,
+            applied: self.kv.applied,
+            voters: s.voters.union(&s.outgoing).copied().collect(),
+            learners: s.learners.into_iter().collect(),
+            addr: self.addr.clone(),
+        }
+    }
+
+    fn on_read(&mut self, key: String, reply: ReplyTo) {
+        let ctx = self.next_ctx;
+        self.next_ctx += 1;
+        match self.node.read_index(ctx) {
+            Ok(()) => {
+                self.reads.insert(ctx, PendingRead { key, reply });
+                self.expiry
+                    .push_back((Instant::now() + self.deadline, Expiry::Read(ctx)));
+            }
+            Err(ReadError::NotLeader { leader }) => {
+                let _ = reply.send(Err(Refusal::NotLeader { leader }));
+            }
+            Err(e @ ReadError::BadContext { .. }) => {
+                panic!("read contexts are unique and non-zero, yet the core says: {e}")
+            }
+        }
+    }
+
+    fn on_write(&mut self, cmd: Command, reply: ReplyTo) {
+        let id = self.next_request;
+        self.next_request += 1;
+        match self.node.propose(cmd.encode(id)) {
+            Ok(p) => self.wait_for(p, false, reply),
+            Err(ProposeError::NotLeader { leader }) => {
+                let _ = reply.send(Err(Refusal::NotLeader { leader }));
+            }
+        }
+    }
+
+    fn wait_for(&mut self, p: raft::ProposalId, admin: bool, reply: ReplyTo) {
+        self.writes.insert(
+            p.index,
+            PendingWrite {
+                term: p.term,
+                admin,
+                reply,
+            },
+        );
+        self.expiry
+            .push_back((Instant::now() + self.deadline, Expiry::Write(p.index)));
+    }
+
+    fn on_admin(&mut self, op: AdminOp, reply: ReplyTo) {
+        let me = self.node.id();
+        let change = match op {
+            AdminOp::Add { id, addr, learner } => {
+                if id == me {
+                    let e = ApiError::bad_request(format!("node {id} is this node"));
+                    let _ = reply.send(Err(Refusal::Error(e)));
+                    return;
+                }
+                if !self.propose_peer(id, addr, &reply) {
+                    return;
+                }
+                if learner {
+                    ConfChange::AddLearner(id)
+                } else {
+                    ConfChange::AddVoter(id)
+                }
+            }
+            AdminOp::Remove { id } => ConfChange::Remove(id),
+            AdminOp::Joint { voters, addrs } => {
+                for (id, a) in addrs {
+                    if id != me && !self.propose_peer(id, a, &reply) {
+                        return;
+                    }
+                }
+                let voters: BTreeSet<u64> = voters.into_iter().collect();
+                let learners = self
+                    .node
+                    .membership()
+                    .learners
+                    .difference(&voters)
+                    .copied()
+                    .collect();
+                ConfChange::EnterJoint {
+                    voters,
+                    learners,
+                    auto_leave: true,
+                }
+            }
+        };
+        match self.node.propose_conf_change(change) {
+            Ok(p) => self.wait_for(p, true, reply),
+            Err(ConfChangeError::NotLeader { leader }) => {
+                let _ = reply.send(Err(Refusal::NotLeader { leader }));
+            }
+            Err(e @ ConfChangeError::Invalid { .. }) => {
+                let _ = reply.send(Err(Refusal::Error(ApiError::bad_request(e.to_string()))));
+            }
+            Err(e) => {
+                let err = ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                let _ = reply.send(Err(Refusal::Error(err)));
+            }
+        }
+    }
+
+    /// Proposes the address of a new member so every node learns it; false (and the client
+    /// answered) if this node is not the leader.
+    fn propose_peer(&mut self, id: u64, addr: String, reply: &ReplyTo) -> bool {
+        let _ = reply;
+        self.learn_peer(id, &addr);
+        let cmd = Command::SetPeer { id, addr };
+        let rid = self.next_request;
+        self.next_request += 1;
+        match self.node.propose(cmd.encode(rid)) {
+            Ok(_) => true,
+            Err(ProposeError::NotLeader { .. }) => false,
+        }
+    }
+
+    fn learn_peer(&mut self, id: u64, addr: &str) {
+        if id == self.node.id() {
+            return;
+        }
+        self.shared
+            .peers
+            .write()
+            .unwrap()
+            .insert(id, addr.to_string());
+        self.transport.set_peer(id, addr.to_string());
+    }
+
+    fn send(&self, m: Message) {
+        self.transport.send(m);
+    }
+
+    /// The driver contract: persist, send, apply, answer, advance.
+    fn handle_ready(&mut self, mut rd: Ready) -> Result<(), NodeError> {
+        let hs_term = rd.hard_state.as_ref().map(|h| h.term);
+        let term_durable = hs_term.is_none_or(|t| t == self.storage.state().hard_state.term);
+        if self.node.role() == Role::Leader && term_durable {
+            let (early, late): (Vec<Message>, Vec<Message>) =
+                std::mem::take(&mut rd.messages).into_iter().partition(|m| {
+                    matches!(
+                        m.body,
+                        MessageBody::AppendEntries { .. }
+                            | MessageBody::Heartbeat { .. }
+                            | MessageBody::InstallSnapshot { .. }
+                    )
+                });
+            for m in early {
+                self.send(m);
+            }
+            rd.messages = late;
+        }
+        self.persist(&rd)?;
+        for m in std::mem::take(&mut rd.messages) {
+            self.send(m);
+        }
+        if let Some(s) = &rd.snapshot {
+            let kv = Kv::decode(&s.data).map_err(|e| NodeError::BadSnapshot {
+                index: s.meta.index,
+                why: e.to_string(),
+            })?;
+            self.kv = kv;
+            self.kv.applied = s.meta.index;
+            let peers: Vec<(u64, String)> = self.kv.peers.clone().into_iter().collect();
+            for (id, a) in peers {
+                self.learn_peer(id, &a);
+            }
+        }
+        for e in &rd.committed_entries {
+            self.apply(e);
+        }
+        for r in &rd.read_states {
+            self.confirmed.push((r.ctx, r.index));
+        }
+        self.answer_reads();
+        for ctx in &rd.dropped_reads {
+            if let Some(r) = self.reads.remove(ctx) {
+                let e = ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, "leadership lost");
+                let _ = r.reply.send(Err(Refusal::Error(e)));
+            }
+        }
+        for p in &rd.dropped_proposals {
+            self.resolve(p.index, p.term, |_| {
+                Err(ApiError::definite(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "proposal lost to another leader's entry (not applied)",
+                ))
+            });
+        }
+        for p in &rd.unknown_proposals {
+            self.resolve(p.index, p.term, |_| {
+                Err(ApiError::unknown(
+                    "proposal covered by a snapshot; outcome unknown",
+                ))
+            });
+        }
+        self.node.advance(rd);
+        self.maybe_snapshot()?;
+        Ok(())
+    }
+
+    fn persist(&mut self, rd: &Ready) -> Result<(), NodeError> {
+        if let Some(s) = &rd.snapshot {
+            let meta = to_storage_meta(&s.meta);
+            tokio::task::block_in_place(|| self.storage.install_snapshot(meta, &s.data, true))?;
+        }
+        if let Some(from) = rd.truncate_from {
+            self.storage.truncate(from);
+        }
+        if !rd.entries.is_empty() {
+            let es: Vec<storage::Entry> = rd.entries.iter().map(to_storage_entry).collect();
+            self.storage.append(&es)?;
+        }
+        if let Some(hs) = &rd.hard_state {
+            self.storage.set_hard_state(to_storage_hs(hs));
+        }
+        if self.storage.has_staged() {
+            tokio::task::block_in_place(|| self.storage.sync())?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, e: &raft::Entry) {
+        if e.index <= self.kv.applied {
+            return;
+        }
+        self.kv.applied = e.index;
+        let answer = match &e.kind {
+            EntryKind::Normal(data) => match Command::decode(data) {
+                Ok((_, cmd)) => {
+                    if let Command::SetPeer { id, addr } = &cmd {
+                        self.learn_peer(*id, addr);
+                    }
+                    match self.kv.apply(cmd) {
+                        Outcome::Done => Answer::Done,
+                        Outcome::CasFailed(v) => Answer::CasFailed(v),
+                        Outcome::Appended(v) => Answer::Appended(v),
+                    }
+                }
+                Err(err) => {
+                    // Every node skips it alike, so the replicas stay identical.
+                    tracing::error!(index = e.index, "committed command does not decode: {err}");
+                    Answer::Done
+                }
+            },
+            EntryKind::NoOp => Answer::Done,
+            EntryKind::ConfChange(c) => {
+                tracing::info!(index = e.index, change = ?c, "membership change committed");
+                Answer::Index(e.index)
+            }
+        };
+        self.resolve(e.index, e.term, |admin| {
+            Ok(if admin {
+                Answer::Index(e.index)
+            } else {
+                answer
+            })
+        });
+    }
+
+    /// Answers the client waiting on the proposal at `index`, if it was made in `term`; a
+    /// different term means our proposal was replaced: definitely not applied.
+    fn resolve(&mut self, index: u64, term: u64, f: impl FnOnce(bool) -> Result<Answer, ApiError>) {
+        let Some(w) = self.writes.remove(&index) else {
+            return;
+        };
+        let res = if w.term == term {
+            f(w.admin)
+        } else {
+            Err(ApiError::definite(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "proposal lost to another leader's entry (not applied)",
+            ))
+        };
+        let _ = w.reply.send(res.map_err(Refusal::Error));
+    }
+
+    fn answer_reads(&mut self) {
+        let applied = self.kv.applied;
+        let kv = &self.kv;
+        let reads = &mut self.reads;
+        self.confirmed.retain(|&(ctx, index)| {
+            if index > applied {
+                return true;
+            }
+            if let Some(r) = reads.remove(&ctx) {
+                let v = kv.get(&r.key).map(str::to_string);
+                let _ = r.reply.send(Ok(Answer::Value(v)));
+            }
+            false
+        });
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.expiry.front() {
+            if *at > now {
+                break;
+            }
+            let (_, what) = self.expiry.pop_front().unwrap();
+            match what {
+                Expiry::Write(index) => {
+                    if let Some(w) = self.writes.remove(&index) {
+                        let e = ApiError::unknown("deadline passed before the write committed");
+                        let _ = w.reply.send(Err(Refusal::Error(e)));
+                    }
+                }
+                Expiry::Read(ctx) => {
+                    if let Some(r) = self.reads.remove(&ctx) {
+                        let e = ApiError::unknown("deadline passed before the read was confirmed");
+                        let _ = r.reply.send(Err(Refusal::Error(e)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
+        let since = self.kv.applied - self.storage.state().snapshot.index;
+        if self.snapshot_every == 0 || since < self.snapshot_every {
+            return Ok(());
+        }
+        let data = self.kv.encode();
+        match self.node.compact(self.kv.applied, data) {
+            Ok(snap) => {
+                let meta = to_storage_meta(&snap.meta);
+                tokio::task::block_in_place(|| {
+                    self.storage.install_snapshot(meta, &snap.data, false)
+                })?;
+                tracing::info!(index = snap.meta.index, "snapshot taken, log compacted");
+            }
+            Err(e) => tracing::debug!("no snapshot: {e}"),
+        }
+        Ok(())
+    }
+}
