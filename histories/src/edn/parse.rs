@@ -137,7 +137,22 @@ struct Reader<'a> {
 }
 
 fn is_terminator(b: u8) -> bool {
-    b.is_ascii_whitespace() || b"(),[]{}\";".contains(&b)
+    matches!(
+        b,
+        b' ' | b'\t'
+            | b'\n'
+            | b'\r'
+            | 0x0c
+            | b','
+            | b'('
+            | b')'
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'"'
+            | b';'
+    )
 }
 
 impl<'a> Reader<'a> {
