@@ -137,10 +137,14 @@ impl Cluster {
         }
         let logs: Vec<String> = (1..=self.nodes.len())
             .map(|i| {
-                std::fs::read_to_string(self.dir.0.join(format!("node-{i}.log"))).unwrap_or_default()
+                std::fs::read_to_string(self.dir.0.join(format!("node-{i}.log")))
+                    .unwrap_or_default()
             })
             .collect();
-        panic!("no leader within {within:?}; logs:\n{}", logs.join("\n----\n"));
+        panic!(
+            "no leader within {within:?}; logs:\n{}",
+            logs.join("\n----\n")
+        );
     }
 
     pub fn log(&self, i: u64) -> String {

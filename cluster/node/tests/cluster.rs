@@ -1,0 +1,230 @@
+//! End-to-end tests with real node processes on 127.0.N.x addresses: elections, every client
+//! operation through every node, restarts, SIGKILL under load, and bad input.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{request, Cluster};
+use serde_json::{json, Value};
+
+fn put(addr: &str, key: &str, v: &str) -> Option<(u16, Value)> {
+    request(
+        addr,
+        "PUT",
+        &format!("/kv/{key}"),
+        Some(&json!({ "value": v })),
+    )
+}
+
+fn get(addr: &str, key: &str) -> Option<(u16, Value)> {
+    request(addr, "GET", &format!("/kv/{key}"), None)
+}
+
+/// Retries a read on every node until one answers 200 (leader elections take a moment).
+fn read_anywhere(c: &Cluster, key: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        for a in c.addrs() {
+            if let Some((200, v)) = get(&a, key) {
+                return v["value"].clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no node answered a read of {key} within {within:?}");
+}
+
+#[test]
+fn three_nodes_elect_a_leader_and_serve_every_operation_through_any_node() {
+    let c = Cluster::start("ops", 11, 3, &[]);
+    c.wait_leader(Duration::from_secs(10));
+    let addrs = c.addrs();
+    for (i, a) in addrs.iter().enumerate() {
+        let key = format!("k{i}");
+        assert_eq!(get(a, &key).unwrap(), (200, json!({ "value": null })));
+        assert_eq!(put(a, &key, "a").unwrap(), (200, json!({})));
+        // Read through every node: linearizable, so the write is visible everywhere.
+        for b in &addrs {
+            assert_eq!(
+                get(b, &key).unwrap(),
+                (200, json!({ "value": "a" })),
+                "via {b}"
+            );
+        }
+        let cas = |exp: Value, new: &str| {
+            request(
+                a,
+                "POST",
+                &format!("/kv/{key}/cas"),
+                Some(&json!({"expected": exp, "new": new})),
+            )
+            .unwrap()
+        };
+        assert_eq!(cas(json!("a"), "b"), (200, json!({})));
+        let (st, body) = cas(json!("a"), "c");
+        assert_eq!(st, 409);
+        assert_eq!(body["definite"], json!(true));
+        assert_eq!(body["value"], json!("b"));
+        let (st, _) = cas(Value::Null, "z");
+        assert_eq!(st, 409, "cas with expected null on a present key must fail");
+        let (st, body) = request(
+            a,
+            "POST",
+            &format!("/kv/{key}/append"),
+            Some(&json!({"value": "xy"})),
+        )
+        .unwrap();
+        assert_eq!((st, body), (200, json!({ "value": "bxy" })));
+    }
+    // expected null on an absent key succeeds.
+    let (st, _) = request(
+        &addrs[1],
+        "POST",
+        "/kv/fresh/cas",
+        Some(&json!({"expected": null, "new": "n"})),
+    )
+    .unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(get(&addrs[2], "fresh").unwrap().1, json!({ "value": "n" }));
+    let (st, s) = request(&addrs[0], "GET", "/status", None).unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(s["voters"], json!([1, 2, 3]));
+    assert!(s["term"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn a_whole_cluster_restart_keeps_every_acknowledged_write() {
+    // A small snapshot interval makes recovery go through snapshot + log suffix.
+    let mut c = Cluster::start("restart", 12, 3, &["--snapshot-every", "40"]);
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let a = c.nodes[leader].addr.clone();
+    for i in 0..150 {
+        assert_eq!(
+            put(&a, &format!("key{}", i % 30), &format!("v{i}"))
+                .unwrap()
+                .0,
+            200
+        );
+    }
+    for n in &mut c.nodes {
+        n.kill();
+    }
+    for n in &mut c.nodes {
+        n.start();
+    }
+    c.wait_leader(Duration::from_secs(10));
+    for k in 0..30 {
+        let last = (0..150).filter(|i| i % 30 == k).max().unwrap();
+        assert_eq!(
+            read_anywhere(&c, &format!("key{k}"), Duration::from_secs(10)),
+            json!(format!("v{last}"))
+        );
+    }
+    let snaps = std::fs::read_dir(c.dir.0.join("node-1"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".snap")
+        })
+        .count();
+    assert_eq!(snaps, 1, "node 1 took a snapshot and kept only the latest");
+}
+
+/// Writers append unique tokens to their own keys while nodes are SIGKILLed and restarted at
+/// random instants; afterwards every acknowledged append must be in the final value, in order.
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_write() {
+    let c = Arc::new(Mutex::new(Cluster::start(
+        "crash",
+        13,
+        3,
+        &["--snapshot-every", "200"],
+    )));
+    c.lock().unwrap().wait_leader(Duration::from_secs(10));
+    let addrs = c.lock().unwrap().addrs();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (addrs, stop, acked) = (addrs.clone(), stop.clone(), acked.clone());
+        writers.push(std::thread::spawn(move || {
+            let key = format!("w{w}");
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let token = format!("<{w}.{n}>");
+                n += 1;
+                let a = &addrs[(n as usize + w) % addrs.len()];
+                let r = request(
+                    a,
+                    "POST",
+                    &format!("/kv/{key}/append"),
+                    Some(&json!({"value": token})),
+                );
+                match r {
+                    Some((200, body)) => {
+                        let whole = body["value"].as_str().unwrap().to_string();
+                        assert!(whole.ends_with(&token), "append answered {whole}");
+                        acked
+                            .lock()
+                            .unwrap()
+                            .entry(key.clone())
+                            .or_default()
+                            .push(token);
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }));
+    }
+    let mut rng_state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move |n: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state % n
+    };
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut kills = 0;
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200 + rnd(800)));
+        let victim = rnd(3) as usize;
+        let mut cl = c.lock().unwrap();
+        cl.nodes[victim].kill();
+        kills += 1;
+        drop(cl);
+        std::thread::sleep(Duration::from_millis(rnd(600)));
+        c.lock().unwrap().nodes[victim].start();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let cl = c.lock().unwrap();
+    cl.wait_leader(Duration::from_secs(10));
+    let acked = acked.lock().unwrap();
+    let total: usize = acked.values().map(Vec::len).sum();
+    assert!(kills >= 10, "only {kills} kills");
+    assert!(
+        total >= 50,
+        "only {total} acknowledged appends: the cluster hardly served"
+    );
+    for (key, tokens) in acked.iter() {
+        let v = read_anywhere(&cl, key, Duration::from_secs(10));
+        let v = v.as_str().unwrap_or_else(|| panic!("{key} is absent"));
+        let mut at = 0;
+        for t in tokens {
+            let pos = v[at..]
+                .find(t.as_str())
+                .unwrap_or_else(|| panic!("acknowledged {t} missing from {key} after {at}: {v}"));
+            at += pos + t.len();
+        }
+    }
+    eprintln!("{kills} kills, {total} acknowledged appends, all present");
+}
