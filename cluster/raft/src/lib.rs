@@ -111,6 +111,7 @@ mod read_only;
 mod ready;
 mod replication;
 pub mod rng;
+pub mod sim;
 
 pub use bugs::{Bug, Bugs, UnknownBug};
 pub use codec::{decode_messages, encode_messages, DecodeError};

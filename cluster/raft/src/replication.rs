@@ -341,6 +341,7 @@ impl Node {
             return;
         };
         let last = self.log.last_index();
+        let max_inflight = self.cfg.max_inflight;
         let Some(pr) = self.progress.get_mut(&m.from) else {
             return;
         };
@@ -349,7 +350,13 @@ impl Node {
             // The snapshot (or its answer) may have been lost: probe again.
             ProgressState::Snapshot { .. } => pr.become_probe(),
             ProgressState::Probe => pr.probe_sent = false,
-            ProgressState::Replicate => {}
+            // Acknowledgements may have been lost: free a slot so replication cannot stall
+            // (the follower rejects a gap and the leader falls back to probing).
+            ProgressState::Replicate => {
+                if pr.inflight.len() >= max_inflight {
+                    pr.inflight.pop_front();
+                }
+            }
         }
         if pr.matched < last {
             self.send_append(m.from, true);
