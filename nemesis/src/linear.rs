@@ -62,3 +62,45 @@ pub fn check(h: &History, time_limit: Duration) -> Linearizability {
         explanations,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use histories::{Event, EventType::*, Key, F};
+    use serde_json::json;
+
+    fn ev(p: u64, t: histories::EventType, f: F, v: Value) -> Event {
+        Event::client(p, t, f, Some(Key::Str("k0".into())), v)
+    }
+
+    #[test]
+    fn a_read_that_misses_an_acknowledged_append_is_not_linearizable() {
+        let h = History::from_events(vec![
+            ev(0, Invoke, F::Append, json!("1,")),
+            ev(0, Ok, F::Append, json!("1,")),
+            ev(1, Invoke, F::Read, Value::Null),
+            ev(1, Ok, F::Read, Value::Null),
+        ])
+        .unwrap();
+        let l = check(&h, Duration::from_secs(10));
+        assert_eq!(l.verdict, Verdict::NotLinearizable);
+        assert_eq!(l.problems[0]["key"], "k0");
+        assert!(!l.explanations.is_empty());
+    }
+
+    #[test]
+    fn appends_then_a_whole_read_are_linearizable() {
+        let h = History::from_events(vec![
+            ev(0, Invoke, F::Append, json!("1,")),
+            ev(1, Invoke, F::Append, json!("2,")),
+            ev(0, Ok, F::Append, json!("1,")),
+            ev(1, Info, F::Append, json!("2,")),
+            ev(2, Invoke, F::Read, Value::Null),
+            ev(2, Ok, F::Read, json!("2,1,")),
+        ])
+        .unwrap();
+        let l = check(&h, Duration::from_secs(10));
+        assert_eq!(l.verdict, Verdict::Linearizable, "{:?}", l.problems);
+        assert_eq!(l.keys_checked, 1);
+    }
+}
