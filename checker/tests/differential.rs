@@ -1,0 +1,173 @@
+//! The fast checker against stateright's `LinearizabilityTester` (no pruning, no memo, no
+//! partitioning) on thousands of small random histories, and generated histories with a
+//! planted violation against the checker.
+//!
+//! Sizes stay well inside what REFERENCE.md §2 says the tester answers quickly (its search
+//! is exponential on non-linearizable histories): at most 10 operations with 10 processes,
+//! 12 with 4, 14 with 3, 18 with 2.
+
+use checker::generate::{self, GenConfig, Planted};
+use checker::oracle::stateright_linearizable;
+use checker::{check, ModelKind, Options, Verdict};
+use histories::{EventType, History, F};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+fn options(model: ModelKind, initial: Value) -> Options {
+    Options {
+        model,
+        initial,
+        threads: 1,
+        ..Options::default()
+    }
+}
+
+/// A small random configuration: few values so that reads and cas ops collide often.
+fn small_config(seed: u64, rng: &mut StdRng) -> (GenConfig, ModelKind) {
+    let processes = [2, 3, 4, 10][rng.gen_range(0..4)];
+    let max_ops = match processes {
+        10 => 10,
+        4 => 12,
+        3 => 14,
+        _ => 18,
+    };
+    let model = [ModelKind::Register, ModelKind::CasRegister, ModelKind::Kv][rng.gen_range(0..3)];
+    let mix = match model {
+        ModelKind::Register => [3, 2, 0, 0],
+        ModelKind::CasRegister => [3, 2, 2, 0],
+        ModelKind::Kv => [3, 2, 1, 2],
+    };
+    let initial = if rng.gen_bool(0.5) { json!(0) } else { Value::Null };
+    let cfg = GenConfig {
+        processes,
+        keys: if model == ModelKind::Kv { rng.gen_range(1..=2) } else { 1 },
+        ops: rng.gen_range(1..=max_ops),
+        info_rate: [0.0, 0.1, 0.2][rng.gen_range(0..3)],
+        mix,
+        values: 3,
+        initial,
+        seed,
+    };
+    (cfg, model)
+}
+
+/// Changes one completed read's value to another small value (or one append string's
+/// content), which may or may not break linearizability: the two checkers must agree.
+fn mutate(history: &History, rng: &mut StdRng) -> Option<History> {
+    let reads: Vec<usize> = history
+        .operations
+        .iter()
+        .filter(|o| o.f == F::Read && o.status == histories::Status::Ok)
+        .filter_map(|o| o.complete_index)
+        .collect();
+    if reads.is_empty() {
+        return None;
+    }
+    let mut events = history.events.clone();
+    let e = reads[rng.gen_range(0..reads.len())];
+    let old = events[e].value.clone();
+    events[e].value = match old {
+        Value::String(s) if !s.is_empty() => {
+            // drop or duplicate one appended chunk
+            let cut = rng.gen_range(0..s.len());
+            json!(if rng.gen_bool(0.5) {
+                s[..cut].to_string()
+            } else {
+                format!("{s}{}", &s[cut..])
+            })
+        }
+        _ => [json!(0), json!(1), json!(2), Value::Null][rng.gen_range(0..4)].clone(),
+    };
+    debug_assert_eq!(events[e].kind, EventType::Ok);
+    History::from_events(events).ok()
+}
+
+fn agree(h: &History, model: ModelKind, initial: &Value, what: &str) -> bool {
+    let fast = check(h, &options(model, initial.clone())).verdict;
+    let t = std::time::Instant::now();
+    let slow = stateright_linearizable(h, model, initial).expect("valid ops");
+    if t.elapsed().as_secs_f64() > 0.5 {
+        eprintln!("slow oracle ({:?}): {what}", t.elapsed());
+    }
+    assert_ne!(fast, Verdict::Unknown, "{what}");
+    assert_eq!(
+        fast == Verdict::Linearizable,
+        slow,
+        "{what}: checker says {fast}, stateright says {slow}; events: {}",
+        serde_json::to_string(&h.events).unwrap()
+    );
+    slow
+}
+
+#[test]
+fn agrees_with_stateright_on_3000_small_histories() {
+    let mut rng = StdRng::seed_from_u64(2024);
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..1500u64 {
+        let (cfg, model) = small_config(seed, &mut rng);
+        let h = generate::history(&cfg);
+        assert!(agree(&h, model, &cfg.initial, &format!("generated {cfg:?}")));
+        valid += 1;
+        if let Some(m) = mutate(&h, &mut rng) {
+            if agree(&m, model, &cfg.initial, &format!("mutated {cfg:?}")) {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+    }
+    // The mutations must break a fair share of histories, or the comparison proves little.
+    assert!(invalid > 300, "only {invalid} non-linearizable histories of {}", valid + invalid);
+}
+
+#[test]
+fn generated_histories_are_linearizable_at_sizes_the_oracle_cannot_reach() {
+    for seed in 0..40 {
+        let cfg = GenConfig {
+            processes: 8,
+            keys: 3,
+            ops: 600,
+            info_rate: 0.05,
+            mix: [3, 2, 2, 1],
+            values: 4,
+            initial: Value::Null,
+            seed,
+        };
+        let report = check(&generate::history(&cfg), &options(ModelKind::Kv, Value::Null));
+        assert_eq!(report.verdict, Verdict::Linearizable, "{cfg:?}");
+    }
+}
+
+#[test]
+fn planted_violations_are_reported_not_linearizable() {
+    let mut stale = 0;
+    for seed in 0..200 {
+        let cfg = GenConfig {
+            processes: 1 + (seed as usize % 9),
+            keys: 1 + (seed as usize % 3),
+            ops: 50 + (seed as usize * 7) % 400,
+            info_rate: 0.05,
+            mix: [3, 2, 2, 0],
+            values: 0,
+            initial: Value::Null,
+            seed,
+        };
+        let events = generate::events(&cfg);
+        let Some((planted, what)) = generate::plant_violation(&events, seed) else {
+            continue;
+        };
+        stale += matches!(what, Planted::StaleRead { .. }) as usize;
+        let h = History::from_events(planted).unwrap();
+        let report = check(&h, &options(ModelKind::CasRegister, Value::Null));
+        assert_eq!(report.verdict, Verdict::NotLinearizable, "{cfg:?} {what:?}");
+        let event = match what {
+            Planted::StaleRead { event } | Planted::PhantomRead { event } => event,
+        };
+        let c = report.failures().next().unwrap().counterexample.as_ref().unwrap();
+        let blamed = &h.operations[c.op];
+        // The blamed op is the planted read or one that had to come before it.
+        assert!(blamed.invoke_index <= event, "{what:?} blamed {blamed:?}");
+    }
+    assert!(stale > 100, "only {stale} stale reads planted");
+}
