@@ -591,11 +591,23 @@ impl Driver {
             let es: Vec<storage::Entry> = rd.entries.iter().map(to_storage_entry).collect();
             self.storage.append(&es)?;
         }
+        // Term and vote must be durable before anyone hears of them; the commit index is a
+        // hint the core recomputes after a restart, so a hard state that only moves the
+        // commit index is written without an fsync of its own. That takes one fsync off the
+        // critical path of every write: on the leader once a quorum acknowledges, and on each
+        // follower when it learns the new commit index.
+        let mut durable =
+            rd.snapshot.is_some() || rd.truncate_from.is_some() || !rd.entries.is_empty();
         if let Some(hs) = &rd.hard_state {
-            self.storage.set_hard_state(to_storage_hs(hs));
+            let new = to_storage_hs(hs);
+            let old = self.storage.state().hard_state;
+            durable |= (new.term, new.vote) != (old.term, old.vote);
+            self.storage.set_hard_state(new);
         }
-        if self.storage.has_staged() {
+        if durable {
             tokio::task::block_in_place(|| self.storage.sync())?;
+        } else {
+            self.storage.write_unsynced()?;
         }
         Ok(())
     }

@@ -264,12 +264,23 @@ impl Storage {
     /// Writes every staged record with one write and one fdatasync (group commit), then
     /// starts a new segment if this one is full.
     pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.write_staged(true)
+    }
+
+    /// Writes every staged record without waiting for the disk: for records whose loss in
+    /// a crash is harmless (a hard state that only moves the commit index, which Raft treats
+    /// as a hint). The next [`Storage::sync`] makes them durable along with its own.
+    pub fn write_unsynced(&mut self) -> Result<(), StorageError> {
+        self.write_staged(false)
+    }
+
+    fn write_staged(&mut self, durable: bool) -> Result<(), StorageError> {
         if self.staged.is_empty() {
             return Ok(());
         }
         let path = segment_path(&self.dir, *self.segments.last().unwrap());
         self.file.write_all(&self.staged).map_err(io_err(&path))?;
-        if self.opts.fsync {
+        if durable && self.opts.fsync {
             self.file.sync_data().map_err(io_err(&path))?;
         }
         self.file_len += self.staged.len() as u64;
