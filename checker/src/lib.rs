@@ -31,6 +31,7 @@
 pub mod generate;
 mod memo;
 pub mod model;
+pub mod model_check;
 pub mod oracle;
 mod prepare;
 mod report;

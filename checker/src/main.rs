@@ -31,6 +31,9 @@ enum Command {
     /// Time the checker on the shared corpus and on generated histories (check time only,
     /// best of N), and print per-file times.
     Bench(bench::BenchArgs),
+    /// Model-check the Raft core with stateright under bounds; prints counts and any
+    /// counterexample trace. Exit 0 no violation, 1 violation, 2 bad usage.
+    ModelCheck(checker::model_check::cli::Args),
 }
 
 /// Arguments of `checker check`.
@@ -209,5 +212,6 @@ fn main() -> Result<ExitCode> {
             bench::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ModelCheck(args) => Ok(ExitCode::from(checker::model_check::cli::run(&args))),
     }
 }

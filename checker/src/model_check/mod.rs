@@ -1,0 +1,334 @@
+//! Model checking the Raft core (`cluster/raft`) with stateright: the same core, driven by a
+//! stateright actor, under every interleaving of a small bounded world.
+//!
+//! The world: `nodes` Raft nodes and `clients` clients. The network loses nothing unless
+//! `lossy`, reorders everything (unordered), and duplicates if `duplicating`. Nodes crash
+//! and restart from what they saved; timers fire at any time. The bounds (terms, log length,
+//! restarts, client operations, depth) keep it finite. Properties: see [`properties`].
+//!
+//! ```no_run
+//! use checker::model_check::{check, Bounds, Search};
+//! let outcome = check(&Bounds::default(), Search::Bfs, None).unwrap();
+//! assert!(outcome.violations.is_empty());
+//! ```
+
+mod actor;
+pub mod cli;
+pub mod properties;
+pub mod register;
+pub mod trace;
+
+pub use actor::{fingerprint_node, Msg, NodeState, RaftActor, Timer};
+pub use properties::{ModelCfg, RaftModel, RaftState};
+
+use actor::{ClientActor, NodeActor};
+use properties::{with_properties, COMMITTED};
+use raft::{Bugs, Config};
+use register::History;
+use stateright::actor::{LossyNetwork, Network};
+use stateright::{Checker, HasDiscoveries, Model, UniformChooser};
+use std::time::{Duration, Instant};
+
+/// The size of the world and the bounds of the search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// Raft nodes (1 to 5).
+    pub nodes: usize,
+    /// No node goes beyond this term.
+    pub max_term: u64,
+    /// No log grows beyond this many entries.
+    pub max_log: u64,
+    /// Restarts in total (at most a minority of the nodes is down at once).
+    pub max_crashes: u32,
+    /// Client operations in total, spread over `clients` clients.
+    pub client_ops: usize,
+    /// Clients.
+    pub clients: usize,
+    /// Steps per path (`None`: unbounded).
+    pub depth: Option<usize>,
+    /// The network may lose messages.
+    pub lossy: bool,
+    /// The network may deliver a message more than once.
+    pub duplicating: bool,
+    /// Leaders send heartbeats on a timer.
+    pub heartbeat: bool,
+    /// Nodes run a pre-vote round before an election.
+    pub pre_vote: bool,
+    /// Bug switches of the core.
+    pub bugs: Bugs,
+    /// Hash the core's clock fields too (see [`fingerprint_node`]).
+    pub exact_hash: bool,
+}
+
+impl Default for Bounds {
+    /// Three nodes, terms up to 2, logs up to 2 entries, one restart, one client with one
+    /// write, 12 steps: the exhaustive check CI runs.
+    fn default() -> Bounds {
+        Bounds {
+            nodes: 3,
+            max_term: 2,
+            max_log: 2,
+            max_crashes: 1,
+            client_ops: 1,
+            clients: 1,
+            depth: Some(12),
+            lossy: false,
+            duplicating: false,
+            heartbeat: true,
+            pre_vote: false,
+            bugs: Bugs::none(),
+            exact_hash: false,
+        }
+    }
+}
+
+/// Bounds the model refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoundsError {
+    /// A bound is out of its range.
+    #[error("--{flag} {value}: must be {range}")]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: u64,
+        /// The accepted range.
+        range: &'static str,
+    },
+}
+
+impl Bounds {
+    /// Checks every bound, naming the first bad one.
+    pub fn validate(&self) -> Result<(), BoundsError> {
+        let range = |flag, value: u64, lo: u64, hi: u64, text| {
+            if value < lo || value > hi {
+                Err(BoundsError::OutOfRange {
+                    flag,
+                    value,
+                    range: text,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        range("nodes", self.nodes as u64, 1, 5, "1 to 5")?;
+        range("max-term", self.max_term, 1, 60, "1 to 60")?;
+        range("max-log", self.max_log, 1, 60, "1 to 60")?;
+        range(
+            "max-crashes",
+            u64::from(self.max_crashes),
+            0,
+            250,
+            "0 to 250",
+        )?;
+        range("clients", self.clients as u64, 1, 4, "1 to 4")?;
+        range("client-ops", self.client_ops as u64, 0, 40, "0 to 40")?;
+        if let Some(d) = self.depth {
+            range("depth", d as u64, 1, 10_000, "1 to 10000")?;
+        }
+        Ok(())
+    }
+
+    /// The stateright model of these bounds.
+    pub fn model(&self) -> Result<RaftModel, BoundsError> {
+        self.validate()?;
+        let n = self.nodes;
+        let clients = if self.client_ops == 0 {
+            0
+        } else {
+            self.clients
+        };
+        let mut actors = Vec::new();
+        for i in 0..n {
+            let mut c = Config::new(i as u64 + 1, 1..=n as u64);
+            // Small timing (any timer fires at any time anyway), one entry per
+            // AppendEntries so a follower can hold part of what the leader sent (Figure 8
+            // needs that), and check-quorum off: it is a liveness aid whose leases depend
+            // on clock values the model abstracts away.
+            c.election_ticks = 2;
+            c.heartbeat_ticks = 1;
+            c.max_batch = 1;
+            c.max_inflight = 2;
+            c.pre_vote = self.pre_vote;
+            c.check_quorum = false;
+            c.bugs = self.bugs;
+            actors.push(RaftActor::Node(NodeActor {
+                config: c,
+                nodes: n,
+                clients,
+                heartbeat: self.heartbeat,
+                exact_hash: self.exact_hash,
+            }));
+        }
+        for k in 0..clients {
+            let ops = self.client_ops / clients + usize::from(k < self.client_ops % clients);
+            actors.push(RaftActor::Client(ClientActor {
+                nodes: n,
+                script: register::script(k, ops),
+            }));
+        }
+        let cfg = ModelCfg {
+            nodes: n,
+            clients,
+            max_term: self.max_term,
+            max_log: self.max_log,
+            max_restarts: self.max_crashes,
+        };
+        let network = if self.duplicating {
+            Network::new_unordered_duplicating([])
+        } else {
+            Network::new_unordered_nonduplicating([])
+        };
+        let concurrent = if self.max_crashes == 0 {
+            0
+        } else {
+            ((n - 1) / 2).max(1)
+        };
+        let model = RaftModel::new(cfg, History::new(clients))
+            .actors(actors)
+            .init_network(network)
+            .lossy_network(if self.lossy {
+                LossyNetwork::Yes
+            } else {
+                LossyNetwork::No
+            })
+            .max_crashes(concurrent)
+            .record_msg_out(|cfg, h, env| h.on_send(cfg.nodes, env))
+            .record_msg_in(|cfg, h, env| h.on_receive(cfg.nodes, env))
+            .within_boundary(properties::within_boundary);
+        Ok(with_properties(model))
+    }
+}
+
+/// How to search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    /// Breadth first: complete within the depth bound, shortest counterexamples.
+    Bfs,
+    /// Depth first: little memory, not complete under a depth bound.
+    Dfs,
+    /// Random walks from the initial state, seeded.
+    Simulation {
+        /// The seed of the first walk.
+        seed: u64,
+    },
+}
+
+/// A property that failed, with its path.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// The property's name.
+    pub property: &'static str,
+    /// What is wrong in the last state.
+    pub explanation: String,
+    /// Steps in the path.
+    pub steps: usize,
+    /// The path, one line per step.
+    pub trace: String,
+}
+
+/// What a check found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// States generated, repeats included.
+    pub states: usize,
+    /// Distinct states.
+    pub unique: usize,
+    /// The deepest path explored (stateright counts the initial state as depth 1).
+    pub depth: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Broken properties.
+    pub violations: Vec<Violation>,
+    /// Whether some state committed a value (the `sometimes` property).
+    pub committed: bool,
+    /// Whether the search stopped on its timeout.
+    pub timed_out: bool,
+}
+
+impl Outcome {
+    /// States per second.
+    pub fn rate(&self) -> f64 {
+        self.states as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs the search and collects what it found; stops at the first violation.
+pub fn check(
+    bounds: &Bounds,
+    search: Search,
+    timeout: Option<Duration>,
+) -> Result<Outcome, BoundsError> {
+    let model = bounds.model()?;
+    let cfg = model.cfg.clone();
+    let failures: std::collections::BTreeSet<&'static str> =
+        properties::SAFETY.iter().map(|(n, _)| *n).collect();
+    let mut builder = model
+        .checker()
+        .threads(2)
+        .finish_when(HasDiscoveries::AnyOf(failures));
+    // stateright checks the states above its target depth only (the initial state is at
+    // depth 1): add what makes `depth` mean "every state within `depth` steps is checked".
+    if let Some(d) = bounds.depth {
+        let extra = if matches!(search, Search::Simulation { .. }) {
+            1
+        } else {
+            2
+        };
+        builder = builder.target_max_depth(d + extra);
+    }
+    if let Some(t) = timeout {
+        builder = builder.timeout(t);
+    }
+    let start = Instant::now();
+    let (states, unique, depth, discoveries) = match search {
+        Search::Bfs => collect(builder.spawn_bfs().join()),
+        Search::Dfs => collect(builder.spawn_dfs().join()),
+        Search::Simulation { seed } => {
+            collect(builder.spawn_simulation(seed, UniformChooser).join())
+        }
+    };
+    let elapsed = start.elapsed();
+    let mut violations = Vec::new();
+    let mut committed = false;
+    for (name, path) in discoveries {
+        if name == COMMITTED {
+            committed = true;
+            continue;
+        }
+        let steps = path.into_vec();
+        let last = &steps.last().expect("a path has a state").0;
+        let explanation = properties::explain(&cfg, name, last).unwrap_or_default();
+        violations.push(Violation {
+            property: name,
+            explanation,
+            steps: steps.len() - 1,
+            trace: trace::describe_path(&cfg, &steps),
+        });
+    }
+    violations.sort_by_key(|v| v.steps);
+    let timed_out = timeout.is_some_and(|t| elapsed >= t);
+    Ok(Outcome {
+        states,
+        unique,
+        depth,
+        elapsed,
+        violations,
+        committed,
+        timed_out,
+    })
+}
+
+type Discoveries = Vec<(&'static str, stateright::Path<RaftState, trace::Action>)>;
+
+fn collect(c: impl Checker<RaftModel>) -> (usize, usize, usize, Discoveries) {
+    let d = c.discoveries().into_iter().collect();
+    (c.state_count(), c.unique_state_count(), c.max_depth(), d)
+}
+
+/// Serves stateright's web explorer of the model on `addr` (blocks).
+pub fn explore(bounds: &Bounds, addr: std::net::SocketAddr) -> Result<(), BoundsError> {
+    let model = bounds.model()?;
+    let _checker = model.checker().threads(2).serve(addr);
+    Ok(())
+}

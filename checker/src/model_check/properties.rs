@@ -1,0 +1,242 @@
+//! The properties checked in every state: Raft's five guarantees (Figure 3 of the paper),
+//! linearizability of the clients' operations, and one `sometimes` property so that a model
+//! that never commits anything cannot pass.
+//!
+//! Each check returns `Some(explanation)` on a violation; the stateright properties are the
+//! same checks returning a bool, and the command line re-runs the check on the last state of
+//! a counterexample to say what broke.
+
+use super::actor::{Broken, NodeState, RaftActor, State};
+use super::register::History;
+use raft::Role;
+use stateright::actor::{ActorModel, ActorModelState};
+use stateright::Expectation;
+
+/// The bounds the model needs inside its callbacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelCfg {
+    /// Node actors (ids `0..nodes`).
+    pub nodes: usize,
+    /// Client actors (after the nodes).
+    pub clients: usize,
+    /// No state where a node's term exceeds this is explored.
+    pub max_term: u64,
+    /// No state where a node's log is longer than this is explored.
+    pub max_log: u64,
+    /// No state with more restarts than this (in total) is explored.
+    pub max_restarts: u32,
+}
+
+/// The stateright model.
+pub type RaftModel = ActorModel<RaftActor, ModelCfg, History>;
+/// One state of it.
+pub type RaftState = ActorModelState<RaftActor, History>;
+
+/// The node actors' states with their index and whether they are crashed (a crashed node's
+/// last state stays visible until it recovers).
+pub fn nodes<'a>(
+    cfg: &ModelCfg,
+    state: &'a RaftState,
+) -> impl Iterator<Item = (usize, &'a NodeState, bool)> + 'a {
+    let n = cfg.nodes;
+    state
+        .actor_states
+        .iter()
+        .take(n)
+        .enumerate()
+        .filter_map(move |(i, s)| match &**s {
+            State::Node(ns) => Some((i, ns, state.crashed[i])),
+            State::Client(_) => None,
+        })
+}
+
+/// The bounds: terms, log lengths, restarts, and clients never crash (a client's crash
+/// would only forget its own operations).
+pub fn within_boundary(cfg: &ModelCfg, state: &RaftState) -> bool {
+    let mut restarts = 0u32;
+    for (_, ns, _) in nodes(cfg, state) {
+        if ns.node.term() > cfg.max_term || ns.node.log().last_index() > cfg.max_log {
+            return false;
+        }
+    }
+    for d in state.actor_storages.iter().take(cfg.nodes).flatten() {
+        restarts += u32::from(d.data().boots);
+    }
+    restarts <= cfg.max_restarts && !state.crashed[cfg.nodes..].iter().any(|c| *c)
+}
+
+/// Election safety: at most one leader per term, ever.
+pub fn election_safety(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    let all: Vec<(usize, u64)> = nodes(cfg, state)
+        .map(|(i, s, _)| (i, s.ghost.led))
+        .collect();
+    for (a, (i, la)) in all.iter().enumerate() {
+        for (j, lb) in &all[a + 1..] {
+            let both = la & lb;
+            if both != 0 {
+                return Some(format!(
+                    "n{} and n{} were both leader in term {}",
+                    i + 1,
+                    j + 1,
+                    both.trailing_zeros()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Log matching: two logs with an entry of the same index and term are identical up to it.
+pub fn log_matching(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    let logs: Vec<(usize, &NodeState)> = nodes(cfg, state)
+        .filter(|(_, _, crashed)| !crashed)
+        .map(|(i, s, _)| (i, s))
+        .collect();
+    for (k, (a, sa)) in logs.iter().enumerate() {
+        for (b, sb) in &logs[k + 1..] {
+            let (la, lb) = (sa.node.log(), sb.node.log());
+            let hi = la.last_index().min(lb.last_index());
+            let Some(agree) = (1..=hi).rev().find(|&i| la.term(i) == lb.term(i)) else {
+                continue;
+            };
+            if let Some(i) = (1..=agree).find(|&i| la.entry(i) != lb.entry(i)) {
+                return Some(format!(
+                    "n{} and n{} agree on the term at index {agree} but differ at index {i}",
+                    a + 1,
+                    b + 1
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Leader completeness: an entry committed while some node was in term `c` is in the log
+/// of every leader of a later term.
+pub fn leader_completeness(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    for (l, ls, crashed) in nodes(cfg, state) {
+        if crashed || ls.node.role() != Role::Leader {
+            continue;
+        }
+        let term = ls.node.term();
+        for (k, ks, _) in nodes(cfg, state) {
+            for (i, &(entry_term, when)) in ks.ghost.committed.iter().enumerate() {
+                let index = i as u64 + 1;
+                if term > when && ls.node.log().term(index) != Some(entry_term) {
+                    return Some(format!(
+                        "n{} leads term {term} without entry {index} (term {entry_term}), \
+                         which n{} saw committed in term {when}",
+                        l + 1,
+                        k + 1
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// State machine safety: no two nodes ever apply different entries at one index (nor one
+/// node two entries at one index, across restarts).
+pub fn state_machine_safety(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    let all: Vec<(usize, &NodeState)> = nodes(cfg, state).map(|(i, s, _)| (i, s)).collect();
+    for (_, s) in &all {
+        if let Some(Broken::CommitChanged { index, was, now }) = &s.ghost.broken {
+            return Some(format!(
+                "a node applied term {now} at index {index} after applying term {was} there"
+            ));
+        }
+    }
+    for (k, (a, sa)) in all.iter().enumerate() {
+        for (b, sb) in &all[k + 1..] {
+            let pairs = sa.ghost.committed.iter().zip(&sb.ghost.committed);
+            if let Some((i, ((ta, _), (tb, _)))) = pairs.enumerate().find(|(_, (x, y))| x.0 != y.0)
+            {
+                return Some(format!(
+                    "n{} applied the entry of term {ta} at index {}, n{} the entry of term {tb}",
+                    a + 1,
+                    i + 1,
+                    b + 1
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Leader append-only, plus the other in-step monitors (a panic, a refused restart).
+pub fn leader_append_only(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    nodes(cfg, state).find_map(|(i, s, _)| match &s.ghost.broken {
+        Some(Broken::LeaderRewrote { term, index }) => Some(format!(
+            "n{}, leader of term {term}, changed its own entry at index {index}",
+            i + 1
+        )),
+        Some(Broken::Panic(text)) => Some(format!("n{}: the core panicked: {text}", i + 1)),
+        Some(Broken::Restart(text)) => Some(format!("n{} could not restart: {text}", i + 1)),
+        _ => None,
+    })
+}
+
+/// Linearizability of the clients' operations (stateright's tester).
+pub fn linearizability(_cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    if state.history.is_linearizable() {
+        return None;
+    }
+    Some(format!(
+        "no order of the clients' operations explains their results: {:?}",
+        state.history.tester
+    ))
+}
+
+/// The `sometimes` property: a client's command is applied somewhere (with no clients: any
+/// entry is committed).
+pub fn value_committed(cfg: &ModelCfg, state: &RaftState) -> bool {
+    nodes(cfg, state).any(|(_, s, _)| {
+        if cfg.clients == 0 {
+            !s.ghost.committed.is_empty()
+        } else {
+            s.machine.sessions.iter().any(Option::is_some)
+        }
+    })
+}
+
+/// A safety property: its name and its check.
+pub type Check = fn(&ModelCfg, &RaftState) -> Option<String>;
+
+/// Every safety property, by name.
+pub const SAFETY: [(&str, Check); 6] = [
+    ("election safety", election_safety),
+    ("log matching", log_matching),
+    ("leader completeness", leader_completeness),
+    ("state machine safety", state_machine_safety),
+    ("leader append-only", leader_append_only),
+    ("linearizability", linearizability),
+];
+
+/// The name of the `sometimes` property.
+pub const COMMITTED: &str = "a value is committed";
+
+/// Adds the properties to a model.
+pub fn with_properties(model: RaftModel) -> RaftModel {
+    fn p<const I: usize>(m: &RaftModel, s: &RaftState) -> bool {
+        (SAFETY[I].1)(&m.cfg, s).is_none()
+    }
+    model
+        .property(Expectation::Always, SAFETY[0].0, p::<0>)
+        .property(Expectation::Always, SAFETY[1].0, p::<1>)
+        .property(Expectation::Always, SAFETY[2].0, p::<2>)
+        .property(Expectation::Always, SAFETY[3].0, p::<3>)
+        .property(Expectation::Always, SAFETY[4].0, p::<4>)
+        .property(Expectation::Always, SAFETY[5].0, p::<5>)
+        .property(Expectation::Sometimes, COMMITTED, |m, s| {
+            value_committed(&m.cfg, s)
+        })
+}
+
+/// The explanation of the safety property `name` on `state`, if it is violated there.
+pub fn explain(cfg: &ModelCfg, name: &str, state: &RaftState) -> Option<String> {
+    SAFETY
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, check)| check(cfg, state))
+}
