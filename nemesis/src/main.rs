@@ -123,6 +123,10 @@ pub struct RunArgs {
     /// Timeout of every client request, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub request_timeout_ms: u64,
+    /// Timeout of the "patient" half of the workers (odd indices), in milliseconds; 0 gives
+    /// every worker --request-timeout-ms. See `workload::WorkerCtx::patient_timeout`.
+    #[arg(long, default_value_t = 10_000)]
+    pub patient_timeout_ms: u64,
     /// Time limit of the linearizability check, in seconds (then the verdict is unknown).
     #[arg(long, default_value_t = 60)]
     pub check_time_limit: u64,

@@ -299,6 +299,8 @@ async fn attack(
         concurrency: args.concurrency,
         interval,
         timeout: Duration::from_millis(args.request_timeout_ms),
+        patient_timeout: (args.patient_timeout_ms > 0)
+            .then(|| Duration::from_millis(args.patient_timeout_ms)),
         stop: stop.clone(),
         deadline,
     });

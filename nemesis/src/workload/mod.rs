@@ -38,6 +38,15 @@ pub struct WorkerCtx {
     pub interval: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Per-request timeout of odd-numbered workers (`None`: `timeout`).
+    ///
+    /// Why two timeouts: a request that reaches a paused or cut-off node is answered only
+    /// when the node comes back, and a deposed leader that answers before it learns it was
+    /// deposed is exactly what stale-read bugs look like. Impatient clients give up after
+    /// `timeout` and keep the rest of the cluster busy (so the new leader commits writes
+    /// the old one has not seen); patient clients are still waiting when the old leader
+    /// wakes up, so its stale answer reaches the history.
+    pub patient_timeout: Option<Duration>,
     /// Set when workers must stop.
     pub stop: Arc<AtomicBool>,
     /// The end of the attack phase.
@@ -95,9 +104,13 @@ pub async fn invoke_recorded(
 pub async fn run_worker(ctx: Arc<WorkerCtx>, index: usize, mut gen: Box<dyn Generator>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let nodes: Vec<usize> = ctx.target.nodes().iter().map(|n| n.id).collect();
+    let timeout = match ctx.patient_timeout {
+        Some(t) if index % 2 == 1 => t,
+        _ => ctx.timeout,
+    };
     let mut process = index as u64;
     let mut node = index % nodes.len();
-    let mut client = ctx.target.client(nodes[node], Http::new(ctx.timeout));
+    let mut client = ctx.target.client(nodes[node], Http::new(timeout));
     // Spread the first requests so workers do not start in lockstep.
     if !ctx.interval.is_zero() {
         let jitter = rng.gen_range(0..=ctx.interval.as_millis() as u64);
@@ -110,12 +123,12 @@ pub async fn run_worker(ctx: Arc<WorkerCtx>, index: usize, mut gen: Box<dyn Gene
             Outcome::Ok(_) => {}
             Outcome::Fail(_) => {
                 node = (node + 1) % nodes.len();
-                client = ctx.target.client(nodes[node], Http::new(ctx.timeout));
+                client = ctx.target.client(nodes[node], Http::new(timeout));
             }
             Outcome::Info(_) => {
                 process += ctx.concurrency as u64;
                 node = (node + 1) % nodes.len();
-                client = ctx.target.client(nodes[node], Http::new(ctx.timeout));
+                client = ctx.target.client(nodes[node], Http::new(timeout));
             }
         }
         if !ctx.interval.is_zero() {
