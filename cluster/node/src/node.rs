@@ -428,6 +428,11 @@ impl Driver {
 
     fn on_admin(&mut self, op: AdminOp, reply: ReplyTo) {
         let me = self.node.id();
+        if self.node.role() != Role::Leader {
+            let leader = self.node.status().leader;
+            let _ = reply.send(Err(Refusal::NotLeader { leader }));
+            return;
+        }
         let change = match op {
             AdminOp::Add { id, addr, learner } => {
                 if id == me {
@@ -435,9 +440,7 @@ impl Driver {
                     let _ = reply.send(Err(Refusal::Error(e)));
                     return;
                 }
-                if !self.propose_peer(id, addr, &reply) {
-                    return;
-                }
+                self.propose_peer(id, addr);
                 if learner {
                     ConfChange::AddLearner(id)
                 } else {
@@ -446,10 +449,8 @@ impl Driver {
             }
             AdminOp::Remove { id } => ConfChange::Remove(id),
             AdminOp::Joint { voters, addrs } => {
-                for (id, a) in addrs {
-                    if id != me && !self.propose_peer(id, a, &reply) {
-                        return;
-                    }
+                for (id, a) in addrs.into_iter().filter(|(id, _)| *id != me) {
+                    self.propose_peer(id, a);
                 }
                 let voters: BTreeSet<u64> = voters.into_iter().collect();
                 let learners = self
@@ -481,18 +482,14 @@ impl Driver {
         }
     }
 
-    /// Proposes the address of a new member so every node learns it; false (and the client
-    /// answered) if this node is not the leader.
-    fn propose_peer(&mut self, id: u64, addr: String, reply: &ReplyTo) -> bool {
-        let _ = reply;
+    /// Proposes the address of a new member so every node (and every later snapshot) learns
+    /// it. Only called on the leader; should leadership be lost in between, the membership
+    /// change that follows is refused too.
+    fn propose_peer(&mut self, id: u64, addr: String) {
         self.learn_peer(id, &addr);
-        let cmd = Command::SetPeer { id, addr };
         let rid = self.next_request;
         self.next_request += 1;
-        match self.node.propose(cmd.encode(rid)) {
-            Ok(_) => true,
-            Err(ProposeError::NotLeader { .. }) => false,
-        }
+        let _ = self.node.propose(Command::SetPeer { id, addr }.encode(rid));
     }
 
     fn learn_peer(&mut self, id: u64, addr: &str) {
