@@ -228,3 +228,70 @@ fn sigkill_under_load_loses_no_acknowledged_write() {
     }
     eprintln!("{kills} kills, {total} acknowledged appends, all present");
 }
+
+/// Membership through the admin API: node 4 starts outside the initial voter set, is added
+/// through a follower (forwarded to the leader), catches up, and a joint change then drops
+/// node 1; the cluster keeps serving throughout.
+#[test]
+fn admin_adds_a_voter_and_a_joint_change_removes_one() {
+    let c = Cluster::start("admin", 17, 4, &["--voters", "1,2,3"]);
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let addrs = c.addrs();
+    assert_eq!(put(&addrs[leader], "m", "before").unwrap().0, 200);
+    let follower = (0..3).find(|&i| i != leader).unwrap();
+    let add = json!({"id": 4, "addr": addrs[3], "learner": false});
+    let (st, body) = request(&addrs[follower], "POST", "/admin/add", Some(&add)).unwrap();
+    assert_eq!(st, 200, "{body}");
+    assert!(body["index"].as_u64().unwrap() > 0);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, s) = request(&addrs[3], "GET", "/status", None).unwrap();
+        if s["voters"] == json!([1, 2, 3, 4]) && s["applied"].as_u64() >= body["index"].as_u64() {
+            break;
+        }
+        assert!(Instant::now() < until, "node 4 did not catch up: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        get(&addrs[3], "m").unwrap(),
+        (200, json!({"value": "before"}))
+    );
+    let joint = json!({"voters": [2, 3, 4]});
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Another change may still be pending right after the add: retry while 503.
+        let r =
+            c.addrs()
+                .iter()
+                .find_map(|a| match request(a, "POST", "/admin/joint", Some(&joint)) {
+                    Some((200, b)) => Some(b),
+                    _ => None,
+                });
+        if r.is_some() {
+            break;
+        }
+        assert!(Instant::now() < until, "joint change never accepted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = (1..4).all(|i| {
+            request(&addrs[i], "GET", "/status", None)
+                .is_some_and(|(_, s)| s["voters"] == json!([2, 3, 4]))
+        });
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < until, "the joint change did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while put(&addrs[3], "m", "after").map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < until, "no write after the change");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        read_anywhere(&c, "m", Duration::from_secs(5)),
+        json!("after")
+    );
+}
