@@ -32,7 +32,7 @@ pub enum ReadError {
         found: String,
     },
     /// The events parse, but do not pair into operations under Jepsen's rules.
-    #[error("{file}:{line}: {source}")]
+    #[error("{file}:{line}: {source}{}", see_line(.source, .related_line))]
     Pairing {
         /// The source name.
         file: String,
@@ -40,6 +40,9 @@ pub enum ReadError {
         line: usize,
         /// Which rule is broken.
         source: PairingError,
+        /// 1-based line of the earlier event the rule involves (the open invocation, the
+        /// `info` that retired the process), if any.
+        related_line: Option<usize>,
     },
     /// Auto-detection did not recognise the first non-empty line.
     #[error("{file}:{line}: cannot tell the history format from {found} (expected a JSON object, an EDN form, an etcd `INFO  jepsen.util` log line or a Porcupine kv map); choose one with --format")]
@@ -79,6 +82,15 @@ impl ReadError {
     }
 }
 
+/// PairingError counts events from 0 (it knows no file); this names the line of the earlier
+/// event it mentions.
+fn see_line(source: &PairingError, line: &Option<usize>) -> String {
+    match (source.related_index(), line) {
+        (Some(i), Some(l)) => format!("; event {i} is line {l}"),
+        _ => String::new(),
+    }
+}
+
 /// Quotes a piece of input for an error message, shortened to at most 60 characters.
 pub(crate) fn quote(text: &str) -> String {
     const MAX: usize = 60;
@@ -101,6 +113,7 @@ pub(crate) fn pair(
     crate::History::from_events(events).map_err(|source| ReadError::Pairing {
         file: file.to_string(),
         line: lines.get(source.index()).copied().unwrap_or(0),
+        related_line: source.related_index().and_then(|i| lines.get(i).copied()),
         source,
     })
 }

@@ -121,6 +121,16 @@ pub enum PairingError {
 }
 
 impl PairingError {
+    /// The position of the earlier event the error refers to: the open invocation of a
+    /// busy process, or the `info` that retired a reused one.
+    pub fn related_index(&self) -> Option<usize> {
+        match self {
+            PairingError::BusyProcess { open, .. } => Some(*open),
+            PairingError::ReusedAfterInfo { crashed, .. } => Some(*crashed),
+            _ => None,
+        }
+    }
+
     /// The position of the offending event.
     pub fn index(&self) -> usize {
         match self {

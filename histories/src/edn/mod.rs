@@ -21,7 +21,7 @@ pub use write::write_edn;
 use crate::error::{pair, ReadError};
 use crate::fields::{event_from_raw, key_from_value, RawEvent};
 use crate::{Event, History};
-use parse::{for_each_op, print, Edn, EdnError, Node};
+use parse::{for_each_op, print, Edn, Node, OpError};
 use serde_json::{Map, Number, Value};
 
 /// Whether op values are `jepsen.independent` `[key value]` tuples.
@@ -68,17 +68,6 @@ pub fn read_str_with(text: &str, file: &str, options: EdnOptions) -> Result<Hist
 /// One op map's fields, and the line it starts on.
 pub(crate) type Op = (RawEvent, usize);
 
-impl From<EdnError> for ReadError {
-    fn from(e: EdnError) -> Self {
-        ReadError::Parse {
-            file: String::new(),
-            line: e.line,
-            expected: e.expected,
-            found: e.found,
-        }
-    }
-}
-
 /// Parses the text into op maps (see [`parse::for_each_op`]).
 pub(crate) fn parse_ops(text: &str, file: &str) -> Result<Vec<Op>, ReadError> {
     let mut ops = Vec::new();
@@ -99,15 +88,9 @@ pub(crate) fn parse_ops(text: &str, file: &str) -> Result<Vec<Op>, ReadError> {
         )),
     });
     match result {
-        // Syntax errors come from the reader, which does not know the file name.
-        Err(ReadError::Parse {
-            file: f,
-            line,
-            expected,
-            found,
-        }) if f.is_empty() => Err(ReadError::parse(file, line, expected, found)),
-        Err(e) => Err(e),
         Ok(()) => Ok(ops),
+        Err(OpError::Syntax(e)) => Err(ReadError::parse(file, e.line, e.expected, e.found)),
+        Err(OpError::Op(e)) => Err(e),
     }
 }
 

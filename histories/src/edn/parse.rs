@@ -84,15 +84,30 @@ pub fn parse_all(text: &str) -> Result<Vec<Node>, EdnError> {
     }
 }
 
+/// Why [`for_each_op`] stopped: the text is not EDN, or the callback refused an op.
+#[derive(Debug)]
+pub enum OpError<E> {
+    /// A syntax error.
+    Syntax(EdnError),
+    /// The callback's error.
+    Op(E),
+}
+
+impl<E> From<EdnError> for OpError<E> {
+    fn from(e: EdnError) -> Self {
+        OpError::Syntax(e)
+    }
+}
+
 /// Calls `op` with each op of a history, in order, without building the whole tree: each
 /// top-level vector or list stands for its elements, any other top-level form for itself.
 ///
 /// A history of a million ops would otherwise sit in memory twice (as EDN nodes, then as
 /// events); this way only one op's nodes exist at a time.
-pub fn for_each_op<E: From<EdnError>>(
+pub fn for_each_op<E>(
     text: &str,
     mut op: impl FnMut(Node) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<(), OpError<E>> {
     let mut r = Reader {
         text,
         pos: 0,
@@ -121,11 +136,11 @@ pub fn for_each_op<E: From<EdnError>>(
                         r.pos += 1;
                         break;
                     }
-                    Some(_) => op(r.read_form(1)?)?,
+                    Some(_) => op(r.read_form(1)?).map_err(OpError::Op)?,
                 }
             }
         } else {
-            op(r.read_form(0)?)?;
+            op(r.read_form(0)?).map_err(OpError::Op)?;
         }
     }
 }

@@ -323,6 +323,12 @@ fn export_then_import_gives_the_same_events() {
         ),
         Event::client(1, EventType::Ok, F::Append, Some(Key::Int(3)), json!("x")),
     ]);
+    // A single register of pairs: `:key nil` keeps the reader from taking them for tuples.
+    round_trip(vec![
+        Event::client(0, EventType::Invoke, F::Write, None, json!(["a", 1])),
+        Event::client(0, EventType::Ok, F::Write, None, json!(["a", 1])),
+        Event::client(1, EventType::Invoke, F::Read, None, json!([1, 2])),
+    ]);
     // Some keyed, some not: written as :key fields.
     round_trip(vec![
         Event::client(0, EventType::Invoke, F::Write, Some(Key::Int(1)), json!(5)),

@@ -12,7 +12,9 @@
 //! Keys: if every client event has a key and a known `f` (read, write, cas, append), values
 //! are wrapped as `jepsen.independent` tuples `[key value]`, which Knossos' and Jepsen's
 //! independent checkers split on, and which our EDN reader detects and unwraps. Otherwise a
-//! key is written as a `:key` field (Porcupine's kv style), which our reader also reads.
+//! key is written as a `:key` field (Porcupine's kv style), which our reader also reads. A
+//! single register whose values are all pairs gets `:key nil` fields, so that the reader does
+//! not take its values for tuples.
 
 use crate::{Event, History, Process, F};
 use serde_json::Value;
@@ -21,12 +23,18 @@ use std::io::{self, Write};
 
 /// Writes `history` as a Jepsen EDN vector of op maps (see the module docs).
 pub fn write_edn<W: Write>(history: &History, mut out: W) -> io::Result<W> {
-    let tuples = uses_tuples(&history.events);
+    let keys = if uses_tuples(&history.events) {
+        Keys::Tuples
+    } else if looks_independent(&history.events) {
+        Keys::NilKey
+    } else {
+        Keys::Field
+    };
     out.write_all(b"[\n")?;
     let mut line = String::with_capacity(256);
     for e in &history.events {
         line.clear();
-        write_event(e, tuples, &mut line).expect("writing to a String cannot fail");
+        write_event(e, keys, &mut line).expect("writing to a String cannot fail");
         line.push('\n');
         out.write_all(line.as_bytes())?;
     }
@@ -47,25 +55,58 @@ fn uses_tuples(events: &[Event]) -> bool {
             .all(|e| e.key.is_some() && matches!(e.f, F::Read | F::Write | F::Cas | F::Append))
 }
 
-fn write_event(e: &Event, tuples: bool, out: &mut String) -> fmt::Result {
+/// How keys are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// `:value [key value]`.
+    Tuples,
+    /// `:key k` when there is one.
+    Field,
+    /// `:key k`, and `:key nil` on keyless client events: only for a single register whose
+    /// values are all pairs, which the reader would otherwise take for independent tuples
+    /// (a `:key` field anywhere turns detection off).
+    NilKey,
+}
+
+/// Whether the reader's independent-tuple detection would fire on these (keyless) events.
+fn looks_independent(events: &[Event]) -> bool {
+    let pair = |v: &Value| matches!(v, Value::Array(a) if a.len() == 2);
+    let mut invokes = events
+        .iter()
+        .filter(|e| {
+            e.process != Process::Nemesis
+                && e.kind == crate::EventType::Invoke
+                && matches!(e.f, F::Read | F::Write | F::Cas | F::Append)
+        })
+        .peekable();
+    invokes.peek().is_some()
+        && events.iter().all(|e| e.key.is_none())
+        && invokes.all(|e| pair(&e.value) && (e.f != F::Cas || pair(&e.value[1])))
+}
+
+fn write_event(e: &Event, keys: Keys, out: &mut String) -> fmt::Result {
     match e.process {
         Process::Client(p) => write!(out, "{{:process {p}")?,
         Process::Nemesis => out.write_str("{:process :nemesis")?,
     }
     write!(out, ", :type :{}, :f ", e.kind)?;
     write_name(e.f.as_str(), out)?;
-    match (&e.key, tuples) {
-        (Some(k), true) => {
+    match (&e.key, keys) {
+        (Some(k), Keys::Tuples) => {
             out.write_str(", :value [")?;
             write_value(&key_value(k), out)?;
             out.write_char(' ')?;
             write_value(&e.value, out)?;
             out.write_char(']')?;
         }
-        (Some(k), false) => {
+        (Some(k), _) => {
             out.write_str(", :key ")?;
             write_value(&key_value(k), out)?;
             out.write_str(", :value ")?;
+            write_value(&e.value, out)?;
+        }
+        (None, Keys::NilKey) if e.process != Process::Nemesis => {
+            out.write_str(", :key nil, :value ")?;
             write_value(&e.value, out)?;
         }
         (None, _) => {
