@@ -24,11 +24,10 @@
 //!   strings and `null`.
 //! - An indeterminate **append** of a string no observed string contains: same argument.
 
-use crate::model::{Cell, CellOp, CellRet, SequentialModel, Text, TextOp, TextRet, ValueId};
+use crate::model::{Cell, CellOp, CellRet, HStr, SequentialModel, Text, TextOp, TextRet, ValueId};
 use histories::{Operation, Status, F};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::sync::Arc;
 
 /// One operation as the search sees it.
 #[derive(Debug, Clone)]
@@ -180,7 +179,7 @@ fn prune_cells(ops: &mut Vec<KeyOp<Cell>>, n_values: usize) {
 fn to_text<'a>(v: &'a Value, interner: &mut Interner<'a>) -> Text {
     match v {
         Value::Null => Text::Absent,
-        Value::String(s) => Text::Str(Arc::from(s.as_str())),
+        Value::String(s) => Text::Str(HStr::new(s)),
         other => Text::Other(interner.id(other)),
     }
 }
@@ -203,7 +202,7 @@ pub(crate) fn text_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Te
             ),
             F::Append => {
                 let s = o.input.as_str().unwrap_or_default();
-                (TextOp::Append(Arc::from(s)), TextRet::Done)
+                (TextOp::Append(HStr::new(s)), TextRet::Done)
             }
             _ => {
                 let (e, n) = cas_pair(o);
@@ -233,7 +232,7 @@ pub(crate) fn text_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Te
 /// Drops indeterminate writes / cas / appends whose string no observed string contains.
 fn prune_texts(ops: &mut Vec<KeyOp<Text>>) {
     loop {
-        let mut observed: Vec<Arc<str>> = Vec::new();
+        let mut observed: Vec<HStr> = Vec::new();
         for o in ops.iter() {
             match (&o.op, &o.ret) {
                 (TextOp::Read, Some(TextRet::Value(Text::Str(s))))
@@ -241,12 +240,14 @@ fn prune_texts(ops: &mut Vec<KeyOp<Text>>) {
                 _ => {}
             }
         }
-        let unseen = |s: &str| !s.is_empty() && !observed.iter().any(|o| o.contains(s));
+        let unseen = |s: &HStr| {
+            !s.as_str().is_empty() && !observed.iter().any(|o| o.as_str().contains(s.as_str()))
+        };
         let unobserved = |t: &Text| matches!(t, Text::Str(s) if unseen(s));
         let before = ops.len();
         ops.retain(|o| match (o.ret.is_none(), &o.op) {
             (true, TextOp::Write(v)) | (true, TextOp::Cas(_, v)) => !unobserved(v),
-            (true, TextOp::Append(s)) => !(s.is_empty() || unseen(s)),
+            (true, TextOp::Append(s)) => !(s.as_str().is_empty() || unseen(s)),
             _ => true,
         });
         if ops.len() == before {

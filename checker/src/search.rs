@@ -39,7 +39,7 @@
 
 use crate::memo::{Bitset, Memo};
 use crate::model::SequentialModel;
-use crate::prepare::KeyHistory;
+use crate::prepare::{KeyHistory, KeyOp};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -182,9 +182,9 @@ struct InfoList {
 }
 
 impl InfoList {
-    fn new<M: SequentialModel>(h: &KeyHistory<M>) -> Self {
+    fn new<M: SequentialModel>(h: &KeyHistory<M>, keep: impl Fn(&KeyOp<M>) -> bool) -> Self {
         let ops: Vec<u32> = (0..h.ops.len() as u32)
-            .filter(|&i| h.ops[i as usize].ret.is_none())
+            .filter(|&i| keep(&h.ops[i as usize]))
             .collect();
         let m = ops.len() + 1;
         let mut l = InfoList {
@@ -206,6 +206,9 @@ impl InfoList {
     }
 
     fn lift(&mut self, op: u32) {
+        if self.node_of[op as usize] == NIL {
+            return;
+        }
         let x = self.node_of[op as usize] as usize;
         let (p, n) = (self.prev[x], self.next[x]);
         self.next[p as usize] = n;
@@ -216,6 +219,9 @@ impl InfoList {
 
     fn unlift(&mut self, op: u32) {
         let x = self.node_of[op as usize];
+        if x == NIL {
+            return;
+        }
         let (p, n) = (self.prev[x as usize], self.next[x as usize]);
         self.next[p as usize] = x;
         if n != NIL {
@@ -228,8 +234,20 @@ impl InfoList {
 /// ops invoked before `limit` (the position of the level's first pending return).
 #[derive(Debug, Clone, Copy)]
 enum Cursor {
+    /// First, the op whose completion is the level's first pending return.
+    Urgent,
     Main(u32),
-    Info { node: u32, limit: usize },
+    Info {
+        node: u32,
+        limit: usize,
+    },
+}
+
+/// What `forced_read` found.
+enum Reads {
+    Forced(u32),
+    Dead,
+    None,
 }
 
 struct Frame<M> {
@@ -238,6 +256,8 @@ struct Frame<M> {
     forced: bool,
     /// For an indeterminate op: the level's limit, to resume its scan.
     limit: usize,
+    /// The level's urgent op (see `Search::urgent`), restored on backtracking.
+    level_urgent: u32,
 }
 
 /// The search's mutable state.
@@ -245,6 +265,10 @@ struct Search<'h, M: SequentialModel> {
     h: &'h KeyHistory<M>,
     entries: Entries,
     info: InfoList,
+    /// Pending operations that may reset the state (neither reads nor appends), in
+    /// invocation order: while the first of them was invoked after a pending read returned,
+    /// only appends can come before that read (see `forced_read`).
+    resetters: InfoList,
     bits: Bitset,
     memo: Memo<M>,
     state: M,
@@ -256,6 +280,10 @@ struct Search<'h, M: SequentialModel> {
     deepest: Vec<Vec<u32>>,
     deepest_states: Vec<M>,
     flushed_bytes: usize,
+    /// The op owning the current level's first pending return entry: it must be linearized
+    /// before that return, so it is tried first (then the other candidates in invocation
+    /// order, skipping it).
+    urgent: u32,
 }
 
 impl<'h, M: SequentialModel> Search<'h, M> {
@@ -265,7 +293,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         Search {
             h,
             entries: Entries::new(h),
-            info: InfoList::new(h),
+            info: InfoList::new(h, |o| o.ret.is_none()),
+            resetters: InfoList::new(h, |o| !M::is_read_only(&o.op) && !M::grows_only(&o.op)),
             memo: Memo::new(&bits),
             bits,
             state: h.init.clone(),
@@ -277,6 +306,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             deepest: Vec::new(),
             deepest_states: Vec::new(),
             flushed_bytes: 0,
+            urgent: NIL,
         }
     }
 
@@ -293,21 +323,46 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         }
     }
 
-    /// A pending read legal in the current state, if any (see the module docs).
-    fn forced_read(&mut self) -> Option<u32> {
+    /// A pending read legal in the current state (see the module docs), or a pending read
+    /// that can never become legal: only appends can precede it (every pending resetting
+    /// op was invoked after it returned) and they cannot grow the state into its value.
+    fn forced_read(&mut self) -> Reads {
+        let first_reset = self.resetters.next[HEAD as usize];
+        let reset_call = match first_reset {
+            NIL => usize::MAX,
+            n => self.h.ops[self.resetters.op[n as usize] as usize].call,
+        };
         let mut e = self.entries.next[HEAD as usize];
         while e != NIL && self.entries.is_call[e as usize] {
             let op = self.entries.op[e as usize];
             let o = &self.h.ops[op as usize];
             if let Some(ret) = &o.ret {
                 // Reads never change the state, legal or not (SequentialModel::is_read_only).
-                if M::is_read_only(&o.op) && self.state.is_valid_step(&o.op, ret) {
-                    return Some(op);
+                if M::is_read_only(&o.op) {
+                    if self.state.is_valid_step(&o.op, ret) {
+                        return Reads::Forced(op);
+                    }
+                    if reset_call > o.ret_at && !self.state.may_grow_into(ret) {
+                        return Reads::Dead;
+                    }
                 }
             }
             e = self.entries.next[e as usize];
         }
-        None
+        Reads::None
+    }
+
+    /// The op of the first return entry in the list (NIL if none).
+    fn first_return_op(&self) -> u32 {
+        let mut e = self.entries.next[HEAD as usize];
+        while e != NIL && self.entries.is_call[e as usize] {
+            e = self.entries.next[e as usize];
+        }
+        if e == NIL {
+            NIL
+        } else {
+            self.entries.op[e as usize]
+        }
     }
 
     /// Enters the configuration after `op` if it is new; false if the memo had it.
@@ -323,6 +378,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             state,
             forced,
             limit,
+            level_urgent: self.urgent,
         });
         if self.h.ops[op as usize].ret.is_some() {
             self.entries.lift(op);
@@ -337,6 +393,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         } else {
             self.info.lift(op);
         }
+        self.resetters.lift(op);
         true
     }
 
@@ -361,6 +418,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         while let Some(f) = self.stack.pop() {
             self.state = f.state;
             self.bits.clear(f.op as usize);
+            self.resetters.unlift(f.op);
             let ok = self.h.ops[f.op as usize].ret.is_some();
             if ok {
                 self.entries.unlift(f.op);
@@ -368,8 +426,11 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             } else {
                 self.info.unlift(f.op);
             }
+            self.urgent = f.level_urgent;
             if !f.forced {
-                return Some(if ok {
+                return Some(if ok && f.op == f.level_urgent {
+                    Cursor::Main(self.entries.next[HEAD as usize])
+                } else if ok {
                     let call = self.entries.call_of[f.op as usize];
                     Cursor::Main(self.entries.next[call as usize])
                 } else {
@@ -414,12 +475,20 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     /// One scan step at the current level: the next cursor, or `None` to backtrack.
     fn advance(&mut self, cursor: Cursor) -> Result<Cursor, ()> {
         match cursor {
+            Cursor::Urgent => {
+                let op = self.urgent;
+                let read = op != NIL && M::is_read_only(&self.h.ops[op as usize].op);
+                if op != NIL && !read && self.try_op(op, 0) {
+                    return Ok(Cursor::Urgent);
+                }
+                Ok(Cursor::Main(self.entries.next[HEAD as usize]))
+            }
             Cursor::Main(e) if e != NIL && self.entries.is_call[e as usize] => {
                 let op = self.entries.op[e as usize];
                 // Reads were offered by `forced_read` at this level: any left are illegal.
                 let read = M::is_read_only(&self.h.ops[op as usize].op);
-                if !read && self.try_op(op, 0) {
-                    return Ok(Cursor::Main(self.entries.next[HEAD as usize]));
+                if !read && op != self.urgent && self.try_op(op, 0) {
+                    return Ok(Cursor::Urgent);
                 }
                 Ok(Cursor::Main(self.entries.next[e as usize]))
             }
@@ -445,7 +514,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 let twin = self.info.prev_same[op as usize];
                 let skip = twin != NIL && !self.bits.contains(twin as usize);
                 if !skip && self.try_op(op, limit) {
-                    return Ok(Cursor::Main(self.entries.next[HEAD as usize]));
+                    return Ok(Cursor::Urgent);
                 }
                 Ok(Cursor::Info {
                     node: self.info.next[node as usize],
@@ -457,7 +526,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
 
     fn run(&mut self, budget: &Budget) -> Outcome {
         let mut steps: u64 = 0;
-        let mut cursor = Cursor::Main(self.entries.next[HEAD as usize]);
+        let mut cursor = Cursor::Urgent;
         let mut depth = usize::MAX;
         loop {
             steps += 1;
@@ -470,12 +539,25 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 return Outcome::Linearizable;
             }
             if self.stack.len() != depth {
-                // A new level (or back at one after a push): offer the reads first.
+                // A new level: offer the reads first, then the urgent op.
                 depth = self.stack.len();
-                if let Some(op) = self.forced_read() {
-                    let state = self.state.clone();
-                    if !self.push(op, state, true, 0) {
-                        // The configuration after the read failed before, so this one fails.
+                self.urgent = self.first_return_op();
+                let forced = match self.forced_read() {
+                    Reads::Forced(op) => Some(op),
+                    Reads::Dead => None,
+                    Reads::None => Some(NIL),
+                };
+                if forced != Some(NIL) {
+                    let pushed = match forced {
+                        Some(op) => {
+                            let state = self.state.clone();
+                            self.push(op, state, true, 0)
+                        }
+                        None => false,
+                    };
+                    if !pushed {
+                        // Dead, or the configuration after the read failed before: this
+                        // one fails too.
                         match self.backtrack() {
                             Some(c) => {
                                 cursor = c;
@@ -484,7 +566,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                             None => return Outcome::NotLinearizable,
                         }
                     } else {
-                        cursor = Cursor::Main(self.entries.next[HEAD as usize]);
+                        cursor = Cursor::Urgent;
                     }
                     continue;
                 }

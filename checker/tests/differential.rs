@@ -38,10 +38,18 @@ fn small_config(seed: u64, rng: &mut StdRng) -> (GenConfig, ModelKind) {
         ModelKind::CasRegister => [3, 2, 2, 0],
         ModelKind::Kv => [3, 2, 1, 2],
     };
-    let initial = if rng.gen_bool(0.5) { json!(0) } else { Value::Null };
+    let initial = if rng.gen_bool(0.5) {
+        json!(0)
+    } else {
+        Value::Null
+    };
     let cfg = GenConfig {
         processes,
-        keys: if model == ModelKind::Kv { rng.gen_range(1..=2) } else { 1 },
+        keys: if model == ModelKind::Kv {
+            rng.gen_range(1..=2)
+        } else {
+            1
+        },
         ops: rng.gen_range(1..=max_ops),
         info_rate: [0.0, 0.1, 0.2][rng.gen_range(0..3)],
         mix,
@@ -107,7 +115,12 @@ fn agrees_with_stateright_on_3000_small_histories() {
     for seed in 0..1500u64 {
         let (cfg, model) = small_config(seed, &mut rng);
         let h = generate::history(&cfg);
-        assert!(agree(&h, model, &cfg.initial, &format!("generated {cfg:?}")));
+        assert!(agree(
+            &h,
+            model,
+            &cfg.initial,
+            &format!("generated {cfg:?}")
+        ));
         valid += 1;
         if let Some(m) = mutate(&h, &mut rng) {
             if agree(&m, model, &cfg.initial, &format!("mutated {cfg:?}")) {
@@ -118,7 +131,11 @@ fn agrees_with_stateright_on_3000_small_histories() {
         }
     }
     // The mutations must break a fair share of histories, or the comparison proves little.
-    assert!(invalid > 300, "only {invalid} non-linearizable histories of {}", valid + invalid);
+    assert!(
+        invalid > 300,
+        "only {invalid} non-linearizable histories of {}",
+        valid + invalid
+    );
 }
 
 #[test]
@@ -134,7 +151,10 @@ fn generated_histories_are_linearizable_at_sizes_the_oracle_cannot_reach() {
             initial: Value::Null,
             seed,
         };
-        let report = check(&generate::history(&cfg), &options(ModelKind::Kv, Value::Null));
+        let report = check(
+            &generate::history(&cfg),
+            &options(ModelKind::Kv, Value::Null),
+        );
         assert_eq!(report.verdict, Verdict::Linearizable, "{cfg:?}");
     }
 }
@@ -164,7 +184,13 @@ fn planted_violations_are_reported_not_linearizable() {
         let event = match what {
             Planted::StaleRead { event } | Planted::PhantomRead { event } => event,
         };
-        let c = report.failures().next().unwrap().counterexample.as_ref().unwrap();
+        let c = report
+            .failures()
+            .next()
+            .unwrap()
+            .counterexample
+            .as_ref()
+            .unwrap();
         let blamed = &h.operations[c.op];
         // The blamed op is the planted read or one that had to come before it.
         assert!(blamed.invoke_index <= event, "{what:?} blamed {blamed:?}");
