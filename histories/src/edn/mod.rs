@@ -71,7 +71,7 @@ pub(crate) type Op = (RawEvent, usize);
 /// Parses the text into op maps (see [`parse::for_each_op`]).
 pub(crate) fn parse_ops(text: &str, file: &str) -> Result<Vec<Op>, ReadError> {
     let mut ops = Vec::new();
-    let result = for_each_op(text, |node: Node| match node.value {
+    let result = for_each_op(text, |node: Node| match unwrap_record(node.value) {
         Edn::Map(pairs) => {
             let mut raw = RawEvent::default();
             for (k, v) in pairs {
@@ -91,6 +91,15 @@ pub(crate) fn parse_ops(text: &str, file: &str) -> Result<Vec<Op>, ReadError> {
         Ok(()) => Ok(ops),
         Err(OpError::Syntax(e)) => Err(ReadError::parse(file, e.line, e.expected, e.found)),
         Err(OpError::Op(e)) => Err(e),
+    }
+}
+
+/// An op printed as a Clojure record (`#jepsen.history.Op{:index 0, :type :invoke, …}`) is
+/// its map: the tag names a Clojure class, nothing a checker needs.
+fn unwrap_record(v: Edn) -> Edn {
+    match v {
+        Edn::Tagged(_, form) if matches!(form.value, Edn::Map(_)) => form.value,
+        other => other,
     }
 }
 

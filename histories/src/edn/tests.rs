@@ -175,6 +175,16 @@ fn maps_one_after_another_read_like_a_vector() {
 }
 
 #[test]
+fn ops_printed_as_records_read_as_their_maps() {
+    let text =
+        "#jepsen.history.Op{:index 0, :time 5, :type :invoke, :process 0, :f :read, :value nil}\n\
+                #jepsen.history.Op{:index 1, :time 9, :type :ok, :process 0, :f :read, :value 2}\n";
+    let h = read_str(text, "r.edn").unwrap();
+    assert_eq!(h.operations[0].output, Some(json!(2)));
+    assert_eq!(h.events[1].index, Some(1));
+}
+
+#[test]
 fn independent_tuples_are_detected_and_unwrapped() {
     let text = "[{:process 0, :type :invoke, :f :cas, :value [7 [1 2]]}\n\
                  {:process 1, :type :invoke, :f :read, :value [\"k\" nil]}\n\
