@@ -1,6 +1,7 @@
 //! The checks of a finished run: the append invariants (no lost acknowledged append,
 //! reads only grow, no duplicates), statistics, and availability during each fault.
 
+use crate::client::PRECONDITION_FAILED;
 use crate::workload::append::elements;
 use histories::{History, Key, Operation, Process, Status, F};
 use serde::Serialize;
@@ -266,6 +267,9 @@ pub struct Counts {
     pub fail: u64,
     /// `info` (or never completed).
     pub info: u64,
+    /// Of the `fail`s, cas operations whose comparison failed: answered by a working
+    /// cluster, so they count as available.
+    pub compare_failed: u64,
 }
 
 /// Client operations during one fault (or outside every fault).
@@ -281,7 +285,7 @@ pub struct Window {
     pub end_s: f64,
     /// Operations that completed inside the window.
     pub completed: Counts,
-    /// Fraction of completions that were `ok` (availability).
+    /// Fraction of completions that were `ok` or a failed cas comparison (availability).
     pub availability: f64,
     /// `ok` completions per second.
     pub ok_per_s: f64,
@@ -334,14 +338,30 @@ pub fn stats(h: &History) -> Stats {
         spans.push((fam, v, t0, end));
     }
     spans.sort_by_key(|s| s.2);
-    let done: Vec<(u64, Status)> = h
+    let compare_failed = |o: &Operation| {
+        o.complete_index
+            .and_then(|i| h.events[i].extra.get("error"))
+            .is_some_and(|e| e == PRECONDITION_FAILED)
+    };
+    for op in &h.operations {
+        if compare_failed(op) {
+            by_f.entry(op.f.to_string()).or_default().compare_failed += 1;
+        }
+    }
+    let done: Vec<(u64, Status, bool)> = h
         .operations
         .iter()
-        .filter_map(|o| Some((h.events[o.complete_index?].time?, o.status)))
+        .filter_map(|o| {
+            Some((
+                h.events[o.complete_index?].time?,
+                o.status,
+                compare_failed(o),
+            ))
+        })
         .collect();
     let count = |from: u64, to: u64, inside: bool| {
         let mut c = Counts::default();
-        for &(t, s) in &done {
+        for &(t, s, cf) in &done {
             let in_span = t >= from && t <= to;
             let in_any = spans.iter().any(|sp| t >= sp.2 && t <= sp.3);
             if (inside && in_span) || (!inside && !in_any && t <= end) {
@@ -350,6 +370,7 @@ pub fn stats(h: &History) -> Stats {
                     Status::Fail => c.fail += 1,
                     Status::Info => c.info += 1,
                 }
+                c.compare_failed += u64::from(cf);
             }
         }
         c
@@ -364,7 +385,7 @@ pub fn stats(h: &History) -> Stats {
             availability: if total == 0 {
                 0.0
             } else {
-                c.ok as f64 / total as f64
+                (c.ok + c.compare_failed) as f64 / total as f64
             },
             ok_per_s: if secs > 0.0 { c.ok as f64 / secs } else { 0.0 },
             completed: c,
@@ -540,7 +561,8 @@ mod tests {
             Counts {
                 ok: 1,
                 fail: 0,
-                info: 1
+                info: 1,
+                compare_failed: 0
             }
         );
         assert_eq!(
@@ -548,7 +570,8 @@ mod tests {
             Counts {
                 ok: 0,
                 fail: 1,
-                info: 0
+                info: 0,
+                compare_failed: 0
             }
         );
         assert_eq!(s.windows.len(), 2);
@@ -558,7 +581,8 @@ mod tests {
             Counts {
                 ok: 0,
                 fail: 0,
-                info: 1
+                info: 1,
+                compare_failed: 0
             }
         );
         assert_eq!(s.windows[0].availability, 0.0);
@@ -567,7 +591,8 @@ mod tests {
             Counts {
                 ok: 1,
                 fail: 1,
-                info: 0
+                info: 0,
+                compare_failed: 0
             }
         );
     }

@@ -53,6 +53,10 @@ impl Op {
     }
 }
 
+/// The `fail` reason of a cas whose comparison failed, the same for every target: the
+/// statistics count it as an answer (the cluster was available), not as an outage.
+pub const PRECONDITION_FAILED: &str = "precondition failed";
+
 /// What a client learned about one operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {

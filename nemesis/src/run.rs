@@ -512,11 +512,18 @@ fn summary(r: &Results) -> String {
     s += &format!("operations: {}\n", r.stats.operations);
     for (f, c) in &r.stats.by_f {
         s += &format!(
-            "  {f:<7} ok {:>6}  fail {:>6}  info {:>6}\n",
-            c.ok, c.fail, c.info
+            "  {f:<7} ok {:>6}  fail {:>6}  info {:>6}{}\n",
+            c.ok,
+            c.fail,
+            c.info,
+            if c.compare_failed > 0 {
+                format!("  ({} fails: cas comparison)", c.compare_failed)
+            } else {
+                String::new()
+            }
         );
     }
-    s += "availability (ok / completed) per fault window:\n";
+    s += "availability (answered / completed) per fault window:\n";
     for w in &r.stats.windows {
         s += &format!(
             "  {:>7.1}s-{:>6.1}s {:<10} {:>5.1}%  {:>7.1} ok/s  {}\n",
@@ -540,7 +547,13 @@ fn summary(r: &Results) -> String {
     if let Some(e) = &lin.error {
         s += &format!("  could not check: {e}\n");
     }
-    for p in lin.problems.iter().filter(|p| p.get("reason").is_some()) {
+    // Keys left unfinished because another key failed first are noise next to that failure.
+    let undecided_matters = lin.verdict == checker::Verdict::Unknown;
+    for p in lin
+        .problems
+        .iter()
+        .filter(|p| undecided_matters && p.get("reason").is_some())
+    {
         s += &format!("  key {} undecided: {}\n", p["key"], p["reason"]);
     }
     for e in lin.explanations.iter().take(3) {

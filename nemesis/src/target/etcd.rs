@@ -4,7 +4,7 @@
 //! mod_revision, retried while other writers win the race.
 
 use super::{NodeStatus, Target};
-use crate::client::{no_response, BoxFut, Http, KvClient, Op, Outcome};
+use crate::client::{no_response, BoxFut, Http, KvClient, Op, Outcome, PRECONDITION_FAILED};
 use crate::net::NodeNet;
 use anyhow::Result;
 use hyper::{Method, StatusCode};
@@ -223,7 +223,7 @@ impl KvClient for EtcdClient {
                     });
                     match self.txn(body).await {
                         Ok(true) => Outcome::Ok(Value::Null),
-                        Ok(false) => Outcome::Fail("compare failed".into()),
+                        Ok(false) => Outcome::Fail(PRECONDITION_FAILED.into()),
                         Err(o) => o,
                     }
                 }

@@ -1,7 +1,7 @@
 //! The `raft` target: our cluster (`cluster node`), through the HTTP API of `cluster/API.md`.
 
 use super::{NodeStatus, Target};
-use crate::client::{no_response, BoxFut, Http, KvClient, Op, Outcome};
+use crate::client::{no_response, BoxFut, Http, KvClient, Op, Outcome, PRECONDITION_FAILED};
 use crate::net::NodeNet;
 use anyhow::Result;
 use hyper::{Method, StatusCode};
@@ -138,6 +138,9 @@ pub fn classify(op: &Op, status: StatusCode, body: &Value) -> Outcome {
     if !op.mutates() {
         return Outcome::Fail(msg);
     }
+    if status == StatusCode::CONFLICT && matches!(op, Op::Cas(..)) {
+        return Outcome::Fail(PRECONDITION_FAILED.into());
+    }
     let definite = match body.get("definite").and_then(Value::as_bool) {
         Some(d) => d,
         None => status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE,
@@ -179,10 +182,10 @@ mod tests {
     fn definite_flag_decides_fail_or_info() {
         let cas = Op::Cas("1".into(), "2".into());
         let pre = json!({"error": "precondition failed", "definite": true, "value": "3"});
-        assert!(matches!(
+        assert_eq!(
             classify(&cas, StatusCode::CONFLICT, &pre),
-            Outcome::Fail(_)
-        ));
+            Outcome::Fail(PRECONDITION_FAILED.into())
+        );
         let unknown = json!({"error": "timeout", "definite": false, "leader": null});
         assert!(matches!(
             classify(&w(), StatusCode::GATEWAY_TIMEOUT, &unknown),
