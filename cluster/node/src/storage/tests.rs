@@ -256,6 +256,14 @@ enum Op {
     Snapshot {
         back: u64,
     },
+    /// Drop the entries from `back` before the end on.
+    Truncate {
+        back: u64,
+    },
+    /// A snapshot received from a leader, `ahead` entries past the end: replaces the log.
+    Install {
+        ahead: u64,
+    },
     Sync,
     /// Drop the storage without syncing (a crash) and reopen.
     Crash,
@@ -266,6 +274,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0u64..4, 1u64..5, 1u64..4).prop_map(|(back, n, term)| Op::Append { back, n, term }),
         2 => (0u64..5, 0u64..4).prop_map(|(term, vote)| Op::HardState { term, vote }),
         1 => (0u64..6).prop_map(|back| Op::Snapshot { back }),
+        1 => (0u64..4).prop_map(|back| Op::Truncate { back }),
+        1 => (0u64..4).prop_map(|ahead| Op::Install { ahead }),
         3 => Just(Op::Sync),
         1 => Just(Op::Crash),
     ]
@@ -307,6 +317,23 @@ proptest! {
                         s.install_snapshot(SnapshotMeta { index, term, conf: vec![7] }, &data, false).unwrap();
                         cur.entries = cur.entries.split_off(&(index + 1));
                         cur.snap = (index, term);
+                        cur.snap_data = data;
+                        durable = cur.clone();
+                    }
+                }
+                Op::Truncate { back } => {
+                    let from = (cur.last() + 1).saturating_sub(back).max(cur.snap.0 + 1);
+                    s.truncate(from);
+                    cur.entries.split_off(&from);
+                }
+                Op::Install { ahead } => {
+                    let index = cur.last() + ahead;
+                    if index > cur.snap.0 {
+                        let data = format!("leader snap {index}").into_bytes();
+                        let meta = SnapshotMeta { index, term: 9, conf: vec![] };
+                        s.install_snapshot(meta, &data, true).unwrap();
+                        cur.entries.clear();
+                        cur.snap = (index, 9);
                         cur.snap_data = data;
                         durable = cur.clone();
                     }
