@@ -26,7 +26,7 @@ pub fn workspace_root() -> Option<PathBuf> {
 }
 
 /// Creates the run directory: `explicit` if given, else `histories/runs/<timestamp>/` under
-/// the workspace root (or under the current directory outside a workspace), and points the
+/// the workspace root (or under the current directory outside a workspace), pointing the
 /// `latest` link beside it at the new directory.
 pub fn create(explicit: Option<&Path>) -> Result<PathBuf> {
     let dir = match explicit {
@@ -48,6 +48,11 @@ pub fn create(explicit: Option<&Path>) -> Result<PathBuf> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating run dir {}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    // Only the default location gets a `latest` link: an explicit directory may live
+    // anywhere (a temp dir), where a stray link would surprise.
+    if explicit.is_some() {
+        return Ok(dir);
+    }
     if let Some(parent) = dir.parent() {
         let link = parent.join("latest");
         // Replace atomically: a reader never sees the link missing.
