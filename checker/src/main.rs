@@ -133,8 +133,11 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
 }
 
 fn print_text(path: &Path, report: &Report) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let keys = report.keys.len();
-    println!(
+    let _ = writeln!(
+        out,
         "{}: {} ({} ops, {} key{}, model {}, initial {}, {:.3} s)",
         path.display(),
         report.verdict,
@@ -148,7 +151,7 @@ fn print_text(path: &Path, report: &Report) {
     for k in report.failures() {
         if let Some(c) = &k.counterexample {
             for line in c.explain().lines() {
-                println!("    {line}");
+                let _ = writeln!(out, "    {line}");
             }
         }
     }
@@ -162,8 +165,15 @@ fn print_text(path: &Path, report: &Report) {
             .as_ref()
             .map(|r| r.to_string())
             .unwrap_or_default();
-        println!("    key {key}: unknown: {why}");
+        let _ = writeln!(out, "    key {key}: unknown: {why}");
     }
+    emit(&out);
+}
+
+/// Writes to stdout, ignoring a closed pipe (`checker check ... | head`).
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn run_check(args: &CheckArgs) -> u8 {
@@ -178,7 +188,7 @@ fn run_check(args: &CheckArgs) -> u8 {
         let this = match check_file(path, args) {
             FileResult::Bad(msg) => {
                 if args.json {
-                    println!("{}", json!({"file": path, "error": msg}));
+                    emit(&format!("{}\n", json!({"file": path, "error": msg})));
                 } else {
                     eprintln!("{msg}");
                 }
@@ -186,7 +196,7 @@ fn run_check(args: &CheckArgs) -> u8 {
             }
             FileResult::Checked(report) => {
                 if args.json {
-                    println!("{}", json!({"file": path, "report": report}));
+                    emit(&format!("{}\n", json!({"file": path, "report": report})));
                 } else {
                     print_text(path, &report);
                 }

@@ -277,34 +277,27 @@ impl Counterexample {
             "no order of the operations that respects real time and the model puts it before \
              its completion."
         );
-        for (n, lin) in self.linearizations.iter().enumerate() {
+        if let Some(lin) = self.linearizations.first() {
+            let placed = lin
+                .steps
+                .iter()
+                .filter(|s| self.op_summary(s.op).is_some_and(|o| o.status == "ok"))
+                .count();
             let _ = writeln!(
                 t,
-                "\nLongest partial linearization{} ({} of {} completed operations placed):",
-                if self.linearizations.len() > 1 {
-                    format!(" {}", n + 1)
-                } else {
-                    String::new()
-                },
-                lin.steps
-                    .iter()
-                    .filter(|s| self.op_summary(s.op).is_some_and(|o| o.status == "ok"))
-                    .count(),
+                "\nLongest partial linearization ({placed} of {} completed operations placed):",
                 self.searched_ok_ops
             );
-            let _ = writeln!(
-                t,
-                "  start                                   value {}",
-                show(&self.initial_state)
-            );
+            let _ = writeln!(t, "  {:<41} value {}", "start", show(&self.initial_state));
             for (i, s) in lin.steps.iter().enumerate() {
+                let what = self
+                    .op_summary(s.op)
+                    .map(|o| format!("#{} p{} {}", o.id, o.process, o.describe()))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     t,
-                    "  {:>3}. {:<36} value {}",
+                    "  {:>3}. {what:<36} value {}",
                     i + 1,
-                    self.op_summary(s.op)
-                        .map(|o| format!("#{} p{} {}", o.id, o.process, o.describe()))
-                        .unwrap_or_default(),
                     show(&s.state_after)
                 );
             }
@@ -316,6 +309,18 @@ impl Counterexample {
             for b in &lin.blocked {
                 let _ = writeln!(t, "  {}: {}", self.line(b.op), b.reason);
             }
+        }
+        if self.linearizations.len() > 1 {
+            let ends: Vec<String> = self.linearizations[1..]
+                .iter()
+                .map(|l| show(&l.final_state))
+                .collect();
+            let _ = writeln!(
+                t,
+                "Other partial linearizations as long end with the value {}; no operation can \
+                 follow them either.",
+                ends.join(", ")
+            );
         }
         if !self.concurrent.is_empty() {
             let ids: Vec<String> = self.concurrent.iter().map(|i| format!("#{i}")).collect();

@@ -33,6 +33,19 @@
 //! gives another. The search only tries the earliest unlinearized one of each such group,
 //! which keeps the linearized members of a group a prefix of it.
 //!
+//! **The urgent op first.** At each level the op owning the first pending return entry is
+//! tried before the other candidates: it has to be linearized before that return anyway,
+//! so placing it first tends to reach a linearization of a valid history sooner. Only the
+//! order of the candidates changes, so every candidate is still tried.
+//!
+//! **Dead reads on append keys.** When every pending op that could reset the state (a write
+//! or cas) was invoked after some pending read returned, only appends can be linearized
+//! before that read. Appends only extend a string, so if the current state is not a prefix
+//! of what the read returned ([`SequentialModel::may_grow_into`]), no continuation can make
+//! the read legal and the configuration is abandoned at once instead of after every order
+//! of the concurrent appends (on Porcupine's kv c50-ok this cuts 170,000 configurations to
+//! 7,000).
+//!
 //! For counterexamples the search keeps its own record: the deepest configurations reached
 //! (most `ok` operations linearized), snapshotted when it first backtracks from them, so a
 //! failing key needs no second enumeration of partial linearizations.
