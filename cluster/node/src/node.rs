@@ -576,6 +576,15 @@ impl Driver {
         Ok(())
     }
 
+    /// Persists a `Ready`: snapshot, truncation, hard state, entries, then one fsync.
+    ///
+    /// The hard state is staged *before* the entries (the core's contract lists it after;
+    /// both land in the same write and fsync, so only a torn write tells them apart). A
+    /// SIGKILL can cut a large `write` at a page boundary, and recovery keeps the intact
+    /// prefix: with this order, a prefix holding entries of a new term also holds that term,
+    /// so the core never finds its log ahead of its term (`TermBehindLog`) on restart. A
+    /// prefix that holds the hard state but not the entries only has a commit index beyond
+    /// the log, which the core clamps.
     fn persist(&mut self, rd: &Ready) -> Result<(), NodeError> {
         if let Some(s) = &rd.snapshot {
             let meta = to_storage_meta(&s.meta);
@@ -583,10 +592,6 @@ impl Driver {
         }
         if let Some(from) = rd.truncate_from {
             self.storage.truncate(from);
-        }
-        if !rd.entries.is_empty() {
-            let es: Vec<storage::Entry> = rd.entries.iter().map(to_storage_entry).collect();
-            self.storage.append(&es)?;
         }
         // Term and vote must be durable before anyone hears of them; the commit index is a
         // hint the core recomputes after a restart, so a hard state that only moves the
@@ -600,6 +605,10 @@ impl Driver {
             let old = self.storage.state().hard_state;
             durable |= (new.term, new.vote) != (old.term, old.vote);
             self.storage.set_hard_state(new);
+        }
+        if !rd.entries.is_empty() {
+            let es: Vec<storage::Entry> = rd.entries.iter().map(to_storage_entry).collect();
+            self.storage.append(&es)?;
         }
         if durable {
             tokio::task::block_in_place(|| self.storage.sync())?;
