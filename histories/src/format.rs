@@ -104,6 +104,8 @@ pub fn detect(text: &str, file: &str) -> Result<Option<Format>, ReadError> {
 
 /// Reads a history from text. `source_name` is used in error messages (`file:line: ...`).
 pub fn read_str(text: &str, format: Format, source_name: &str) -> Result<History, ReadError> {
+    // A byte-order mark (some Windows editors write one) is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let format = match format {
         Format::Auto => match detect(text, source_name)? {
             Some(f) => f,
@@ -202,6 +204,18 @@ mod tests {
         let e = detect("\n\nhello world\n", "x.txt").unwrap_err();
         assert!(matches!(e, ReadError::UnknownFormat { line: 3, .. }), "{e}");
         assert!(e.to_string().starts_with("x.txt:3: cannot tell"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let text = "\u{feff}{\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n";
+        assert_eq!(
+            read_str(text, Format::Auto, "bom")
+                .unwrap()
+                .operations
+                .len(),
+            1
+        );
     }
 
     #[test]
