@@ -5,7 +5,7 @@
   'use strict';
   var D = JSON.parse(document.getElementById('report-data').textContent);
   var T = D.timeline, S = D.series, CEX = D.cex || [];
-  var F = 6, N = T.ops.length / F;
+  var F = 7, N = T.ops.length / F;
   var COL = ['#3a9d5d', '#d64545', '#e8a33d'];
   var STATUS = ['ok', 'fail', 'info (unknown outcome)'];
   var FAULT = { partition: 'rgba(66,133,244,0.17)', kill: 'rgba(214,69,69,0.15)',
@@ -32,6 +32,11 @@
     if (!US) return 'event ' + Math.round(t);
     var s = t / 1e6;
     return (Math.abs(s) >= 100 ? s.toFixed(1) : Math.abs(s) >= 1 ? s.toFixed(3) : s.toFixed(6)) + ' s';
+  }
+  function fmtTick(t, st) {
+    if (!US) return String(Math.round(t));
+    var d = Math.max(0, Math.ceil(-Math.log10(st / 1e6) - 1e-9));
+    return (t / 1e6).toFixed(Math.min(d, 6)) + ' s';
   }
   function fmtLat(v) {
     if (!US) return v + ' ev';
@@ -70,7 +75,7 @@
     return { ctx: ctx, w: w, h: h };
   }
 
-  var GX = 64, AY = 22;
+  var GX = 84, AY = 22, STRIP = 6;
   function xOf(t, w) { return GX + (t - view.a) / (view.b - view.a) * (w - GX - 10); }
   function tOf(x, w) { return view.a + (x - GX) / (w - GX - 10) * (view.b - view.a); }
 
@@ -85,7 +90,7 @@
     for (var t = Math.ceil(view.a / st) * st; t <= view.b; t += st) {
       var x = xOf(t, w);
       ctx.beginPath(); ctx.moveTo(x, y0); ctx.lineTo(x, y1); ctx.stroke();
-      ctx.fillText(fmtT(t), x, y0 - 6);
+      ctx.fillText(fmtTick(t, st), x, y0 - STRIP - 3);
     }
     ctx.textAlign = 'left';
   }
@@ -136,7 +141,7 @@
       var y = AY + 2 + r * laneH - vy;
       if (y + laneH < AY || y > tlH) continue;
       var lane = rows[r], list = laneOps[lane];
-      if (r % labelEvery === 0) { ctx.fillStyle = '#667085'; ctx.fillText('p' + T.lanes[lane], 4, y + Math.min(bar, 10)); }
+      if (r % labelEvery === 0) { ctx.fillStyle = '#667085'; ctx.fillText(T.lanes[lane], 4, y + Math.min(bar, 10)); }
       var lastPx = -1, lastC = -1;
       for (var k = firstEndingAfter(list, view.a); k < list.length; k++) {
         var i = list[k];
@@ -165,6 +170,15 @@
       }
     });
     ctx.lineWidth = 1; ctx.restore();
+    // Faults again over the bars (dense lanes hide the background) and as a strip on top.
+    ctx.save(); ctx.beginPath(); ctx.rect(GX, AY - STRIP, w - GX, tlH); ctx.clip();
+    T.faults.forEach(function (f) {
+      var x0 = xOf(f.start, w), x1 = Math.max(xOf(f.end, w), x0 + 1);
+      ctx.fillStyle = faultColor(f.family); ctx.fillRect(x0, AY, x1 - x0, tlH - AY);
+      ctx.globalAlpha = 1; ctx.fillStyle = faultColor(f.family).replace(/[0-9.]+\)$/, '0.8)');
+      ctx.fillRect(x0, AY - STRIP, x1 - x0, STRIP - 1);
+    });
+    ctx.restore();
     ctx.fillStyle = '#667085'; ctx.font = '11px system-ui, sans-serif';
     ctx.fillText(US ? 'time' : 'event', 4, 12);
   }
@@ -179,7 +193,7 @@
   }
   function tipText(i) {
     var o = T.ops, b = i * F, lines = [
-      '#' + i + '  process ' + T.lanes[o[b]] + '  key ' + T.keys[o[b + 5]],
+      '#' + i + '  process ' + o[b + 6] + '  key ' + T.keys[o[b + 5]],
       T.desc[i],
       STATUS[o[b + 3]] + (o[b + 2] < 0 ? ', never completed' : ''),
       'invoked ' + fmtT(o[b + 1]) + (o[b + 2] < 0 ? '' : ', completed ' + fmtT(o[b + 2]) + ' (' + fmtLat(o[b + 2] - o[b + 1]) + ')')];
@@ -192,7 +206,7 @@
   // ---- latency ----
   var lat = document.getElementById('latency'), thr = document.getElementById('throughput');
   function drawLatency() {
-    var H = 280, g = setup(lat, H), ctx = g.ctx, w = g.w, y0 = AY, y1 = H - 8;
+    var H = 280, g = setup(lat, H), ctx = g.ctx, w = g.w, y0 = AY, y1 = H - 12;
     ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, w, H);
     var L = S.lat, lo = Infinity, hi = 1;
     for (var i = 0; i < L.length; i += 3) { var v = Math.max(L[i + 1], 1); if (v < lo) lo = v; if (v > hi) hi = v; }
@@ -208,12 +222,12 @@
       ctx.fillText(fmtLat(Math.pow(10, p)), 2, y + 4);
     }
     ctx.save(); ctx.beginPath(); ctx.rect(GX, y0, w - GX, y1 - y0); ctx.clip();
-    ctx.globalAlpha = 0.55;
+    ctx.globalAlpha = 0.7;
     for (i = 0; i < L.length; i += 3) {
       var x = xOf(L[i], w);
       if (x < GX - 2 || x > w) continue;
       ctx.fillStyle = COL[L[i + 2]];
-      ctx.fillRect(x - 1, yOf(L[i + 1]) - 1, 2.5, 2.5);
+      ctx.fillRect(x - 1.5, yOf(L[i + 1]) - 1.5, 3, 3);
     }
     ctx.globalAlpha = 1;
     [[S.p50, '#1d4ed8', 'p50'], [S.p99, '#7c3aed', 'p99']].forEach(function (q) {
@@ -228,18 +242,24 @@
     legend(ctx, w, [['p50', '#1d4ed8'], ['p99', '#7c3aed'], ['ok', COL[0]], ['fail', COL[1]], ['info', COL[2]]]);
   }
   function legend(ctx, w, items) {
-    var x = w - 10; ctx.font = '11px system-ui, sans-serif'; ctx.textAlign = 'right';
+    ctx.font = '11px system-ui, sans-serif';
+    var width = 8;
+    items.forEach(function (it) { width += ctx.measureText(it[0]).width + 30; });
+    var x = w - 12, y = AY + 6;
+    ctx.fillStyle = 'rgba(255,255,255,0.9)'; ctx.fillRect(x - width, y, width, 18);
+    ctx.strokeStyle = '#e3e6ec'; ctx.strokeRect(x - width, y, width, 18);
+    ctx.textAlign = 'right';
     for (var k = items.length - 1; k >= 0; k--) {
-      ctx.fillStyle = '#3b4252'; ctx.fillText(items[k][0], x, 12);
-      x -= ctx.measureText(items[k][0]).width + 4;
-      ctx.fillStyle = items[k][1]; ctx.fillRect(x - 10, 4, 10, 10); x -= 22;
+      ctx.fillStyle = '#3b4252'; ctx.fillText(items[k][0], x - 6, y + 13);
+      x -= ctx.measureText(items[k][0]).width + 10;
+      ctx.fillStyle = items[k][1]; ctx.fillRect(x - 10, y + 4, 10, 10); x -= 20;
     }
     ctx.textAlign = 'left';
   }
 
   // ---- throughput ----
   function drawThroughput() {
-    var H = 220, g = setup(thr, H), ctx = g.ctx, w = g.w, y0 = AY, y1 = H - 8;
+    var H = 220, g = setup(thr, H), ctx = g.ctx, w = g.w, y0 = AY, y1 = H - 12;
     ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, w, H);
     var per = US ? S.bucket / 1e6 : S.bucket, hi = 1;
     S.tput.forEach(function (b) { for (var s = 0; s < 3; s++) hi = Math.max(hi, b[s] / per); });
@@ -309,7 +329,7 @@
   var sel = document.getElementById('key-filter');
   sel.addEventListener('change', function () { keyFilter = Number(sel.value); buildRows(); vy = 0; layout(); redraw(); });
   document.getElementById('reset').addEventListener('click', function () { view.a = 0; view.b = END; vy = 0; redraw(); });
-  function focusCex(n) {
+  function focusCex(n, scroll) {
     var c = CEX[n]; if (!c) return;
     var k = T.keys.indexOf(c.key);
     if (k >= 0 && sel.querySelector('option[value="' + k + '"]')) { sel.value = String(k); keyFilter = k; buildRows(); }
@@ -322,10 +342,10 @@
     var r = rows.indexOf(T.ops[c.op * F]);
     if (r >= 0) vy = Math.max(0, Math.min(r * laneH - (tlH - AY) / 2, rows.length * laneH - (tlH - AY - 6)));
     redraw();
-    document.getElementById('timeline-panel').scrollIntoView();
+    if (scroll) document.getElementById('timeline-panel').scrollIntoView();
   }
   Array.prototype.forEach.call(document.querySelectorAll('.cex-focus'), function (btn) {
-    btn.addEventListener('click', function () { focusCex(Number(btn.dataset.cex)); });
+    btn.addEventListener('click', function () { focusCex(Number(btn.dataset.cex), true); });
   });
 
   var fl = document.getElementById('fault-legend'), seen = {};
@@ -338,7 +358,7 @@
   buildRows(); layout();
   window.addEventListener('resize', redraw);
   drawAll();
-  if (CEX.length && window.location.hash === '#cex') focusCex(0);
+  if (CEX.length && window.location.hash === '#cex') focusCex(0, false);
   document.getElementById('render-status').textContent = 'rendered ' + N + ' operations, ' + rows.length + ' lanes';
   document.documentElement.setAttribute('data-rendered', 'ok');
 })();

@@ -67,7 +67,7 @@ pub const FAIL: i64 = 1;
 pub const INFO: i64 = 2;
 
 /// Integers per operation in [`Timeline::ops`].
-pub const OP_FIELDS: usize = 6;
+pub const OP_FIELDS: usize = 7;
 
 /// What the timeline canvas draws.
 #[derive(Debug, Clone, Serialize)]
@@ -76,14 +76,14 @@ pub struct Timeline {
     pub unit: Unit,
     /// Axis end.
     pub t_end: i64,
-    /// Process label of each lane, lanes in process order.
+    /// Label of each lane: the processes it holds (see [`lanes`]).
     pub lanes: Vec<String>,
     /// Key labels (`-` for a single register).
     pub keys: Vec<String>,
     /// Function names.
     pub fs: Vec<String>,
     /// Per operation, in `History::operations` order, [`OP_FIELDS`] integers:
-    /// lane, start, end (-1: never completed), status, f index, key index.
+    /// lane, start, end (-1: never completed), status, f index, key index, process.
     pub ops: Vec<i64>,
     /// Per operation, a short description: `cas [1,2] -> ok`.
     pub desc: Vec<String>,
@@ -233,16 +233,56 @@ pub fn faults(h: &History, axis: &Axis) -> (Vec<FaultSpan>, Vec<Mark>) {
     (spans, marks)
 }
 
+/// Assigns processes to lanes: a process takes the lowest lane whose previous process had
+/// finished (its last event came earlier) when this one started; returns each process's lane
+/// and the lanes' labels (`p3`, or `p3…p23` for a lane that held several).
+///
+/// Why not one lane per process id: after an `info` a worker goes on under a fresh id, so a
+/// run with faults has thousands of short-lived ids and as many mostly empty lanes. A lane
+/// still shows one process at a time (ids never overlap in it), like a worker thread in
+/// Jepsen's timeline, and the tooltip names the process.
+pub fn lanes(h: &History) -> (BTreeMap<u64, usize>, Vec<String>) {
+    // process -> (first event, last event; usize::MAX while an operation stays open)
+    let mut span: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    for op in &h.operations {
+        let last = op.complete_index.unwrap_or(usize::MAX);
+        span.entry(op.process)
+            .and_modify(|s| s.1 = s.1.max(last))
+            .or_insert((op.invoke_index, last));
+    }
+    let mut order: Vec<(u64, (usize, usize))> = span.into_iter().collect();
+    order.sort_by_key(|(p, (first, _))| (*first, *p));
+    let mut free_after: Vec<usize> = Vec::new();
+    let mut members: Vec<Vec<u64>> = Vec::new();
+    let mut lane_of = BTreeMap::new();
+    for (p, (first, last)) in order {
+        let lane = match free_after.iter().position(|&end| end < first) {
+            Some(l) => l,
+            None => {
+                free_after.push(0);
+                members.push(Vec::new());
+                free_after.len() - 1
+            }
+        };
+        free_after[lane] = last;
+        members[lane].push(p);
+        lane_of.insert(p, lane);
+    }
+    let labels = members
+        .iter()
+        .map(|m| match m.as_slice() {
+            [one] => format!("p{one}"),
+            [first, .., last] => format!("p{first}…p{last}"),
+            [] => String::new(),
+        })
+        .collect();
+    (lane_of, labels)
+}
+
 /// Builds the timeline of `h`.
 pub fn timeline(h: &History) -> Timeline {
     let axis = Axis::of(h);
-    let mut lane_of: BTreeMap<u64, usize> = BTreeMap::new();
-    for op in &h.operations {
-        lane_of.entry(op.process).or_insert(0);
-    }
-    for (i, v) in lane_of.values_mut().enumerate() {
-        *v = i;
-    }
+    let (lane_of, lanes) = lanes(h);
     let mut key_of: BTreeMap<String, usize> = BTreeMap::new();
     let mut keys: Vec<String> = Vec::new();
     let mut f_of: BTreeMap<String, usize> = BTreeMap::new();
@@ -267,6 +307,7 @@ pub fn timeline(h: &History) -> Timeline {
             status_code(op.status),
             f as i64,
             k as i64,
+            op.process as i64,
         ]);
         desc.push(describe(op));
     }
@@ -274,7 +315,7 @@ pub fn timeline(h: &History) -> Timeline {
     Timeline {
         unit: axis.unit,
         t_end: axis.end(h),
-        lanes: lane_of.keys().map(|p| p.to_string()).collect(),
+        lanes,
         keys,
         fs,
         ops,
@@ -373,12 +414,16 @@ mod tests {
         .unwrap();
         let t = timeline(&h);
         assert_eq!(t.unit, Unit::Event);
-        assert_eq!(t.lanes, ["3", "4", "7"]);
+        // p7 (events 0-2) then p4 (from event 4) share a lane; p3 overlaps p7.
+        assert_eq!(t.lanes, ["p7…p4", "p3"]);
         assert_eq!(t.keys, ["1", "b", "-"]);
         assert_eq!(t.fs, ["write", "read", "cas"]);
         assert_eq!(
             t.ops,
-            [2, 0, 2, INFO, 0, 0, /**/ 0, 1, 3, OK, 1, 1, /**/ 1, 4, -1, INFO, 2, 2]
+            [
+                0, 0, 2, INFO, 0, 0, 7, /**/ 1, 1, 3, OK, 1, 1, 3, /**/ 0, 4, -1, INFO,
+                2, 2, 4
+            ]
         );
         assert_eq!(t.desc, ["write 5 -> ?", "read -> 5", "cas [1,2] -> ?"]);
         assert_eq!(t.t_end, 4);

@@ -167,7 +167,8 @@ fn checks(s: &mut String, input: &PageInput) {
 fn panels(s: &mut String, t: &Timeline, input: &PageInput) {
     s.push_str(
         "<section id=\"timeline-panel\"><h2>Timeline</h2>\
-         <p class=\"help\">One lane per process; each operation is a bar from invocation to \
+         <p class=\"help\">One lane per process (when a process crashes with info, the worker's \
+         next process continues in its lane); each operation is a bar from invocation to \
          completion. Scroll to zoom, drag to pan, double-click to reset; hover for details. \
          Shaded bands are faults.</p><div class=\"toolbar\"><label>key <select id=\"key-filter\">\
          <option value=\"-1\">all keys</option>",

@@ -48,7 +48,7 @@ fn corpus_counterexample_is_drawn_and_tabled() {
     // Every op of the history is in the ops array.
     assert_eq!(
         data["timeline"]["ops"].as_array().unwrap().len(),
-        h.operations.len() * 6
+        h.operations.len() * report::data::OP_FIELDS
     );
     assert_eq!(script_tags(&page), 3);
 }
@@ -158,7 +158,7 @@ fn run_dir_report_is_written_from_its_files() {
     let page = std::fs::read_to_string(out).unwrap();
     assert_eq!(
         embedded(&page)["timeline"]["ops"].as_array().unwrap().len(),
-        500 * 6
+        500 * report::data::OP_FIELDS
     );
     std::fs::write(dir.join("results.json"), "{not json").unwrap();
     let e = report::write_run_dir(&dir).unwrap_err();
