@@ -166,8 +166,10 @@ fn function(v: Option<Value>) -> Result<F, FieldError> {
 pub(crate) fn key_from_value(v: &Value) -> Result<Key, FieldError> {
     match v {
         Value::String(s) => Ok(Key::Str(s.clone())),
-        Value::Number(n) if n.as_i64().is_some() => Ok(Key::Int(n.as_i64().unwrap_or(0))),
-        _ => Err(err("\"key\" to be a string or an integer", show(v))),
+        _ => match v.as_i64() {
+            Some(i) => Ok(Key::Int(i)),
+            None => Err(err("\"key\" to be a string or an integer", show(v))),
+        },
     }
 }
 

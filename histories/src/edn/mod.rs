@@ -1,10 +1,11 @@
 //! Jepsen / Knossos EDN histories: reader, independent-key detection, and exporter.
 //!
 //! A history is either one vector or list of op maps (Knossos' `data/`), or op maps one
-//! after the other (Jepsen's `history.edn`, Porcupine's kv logs). Each op map becomes a
-//! JSON object (keywords become their names: `:type :invoke` is `"type": "invoke"`,
-//! `:process :nemesis` is `"process": "nemesis"`) and then goes through the same field
-//! rules as a JSON Lines event, so both formats accept exactly the same events.
+//! after the other (Jepsen's `history.edn`, Porcupine's kv logs); an op printed as a Clojure
+//! record (`#jepsen.history.Op{…}`) is its map. Each op map's entries become event fields
+//! (keywords become their names: `:type :invoke` is `"type": "invoke"`, `:process :nemesis`
+//! is `"process": "nemesis"`) and then go through the same rules as a JSON Lines event, so
+//! both formats accept exactly the same events.
 //!
 //! Values: nil → `null`, integers and floats → numbers, strings → strings, keywords and
 //! symbols → their names as strings (`:timed-out` → `"timed-out"`), vectors, lists and sets
