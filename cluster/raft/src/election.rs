@@ -16,14 +16,14 @@ impl Node {
         self.election_elapsed = 0;
         // Learners and non-members never campaign.
         if self.log.membership().is_voter(self.cfg.id) {
-            self.campaign(self.cfg.pre_vote);
+            self.start_election(self.cfg.pre_vote);
         } else {
             self.reset_timeout();
         }
     }
 
     /// Starts a pre-vote round (no term change) or a real election (new term, own vote).
-    pub(crate) fn campaign(&mut self, pre_vote: bool) {
+    pub(crate) fn start_election(&mut self, pre_vote: bool) {
         let term = if pre_vote {
             self.role = Role::PreCandidate;
             self.leader = None;
@@ -64,7 +64,7 @@ impl Node {
     fn tally(&mut self, pre_vote: bool) -> bool {
         match self.log.membership().vote_result(&self.votes) {
             VoteResult::Won if pre_vote => {
-                self.campaign(false);
+                self.start_election(false);
                 true
             }
             VoteResult::Won => {

@@ -3,6 +3,7 @@
 
 use crate::membership::Membership;
 use std::collections::BTreeSet;
+use std::fmt;
 
 /// A node's identifier; `0` is never a valid id.
 pub type NodeId = u64;
@@ -198,4 +199,129 @@ pub struct ReadState {
     pub ctx: u64,
     /// The commit index the read must observe.
     pub index: u64,
+}
+
+fn ids(set: &BTreeSet<NodeId>) -> String {
+    let v: Vec<String> = set.iter().map(u64::to_string).collect();
+    format!("[{}]", v.join(","))
+}
+
+impl fmt::Display for ConfChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfChange::AddVoter(id) => write!(f, "add-voter {id}"),
+            ConfChange::AddLearner(id) => write!(f, "add-learner {id}"),
+            ConfChange::Remove(id) => write!(f, "remove {id}"),
+            ConfChange::EnterJoint {
+                voters,
+                learners,
+                auto_leave,
+            } => {
+                write!(f, "enter-joint voters={}", ids(voters))?;
+                if !learners.is_empty() {
+                    write!(f, " learners={}", ids(learners))?;
+                }
+                if *auto_leave {
+                    write!(f, " auto-leave")?;
+                }
+                Ok(())
+            }
+            ConfChange::LeaveJoint => write!(f, "leave-joint"),
+        }
+    }
+}
+
+/// `index@term payload`, e.g. `5@2 "x"`, `4@2 noop`, `6@2 add-voter 4`.
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{} ", self.index, self.term)?;
+        match &self.kind {
+            EntryKind::Normal(data) => write!(f, "{:?}", String::from_utf8_lossy(data)),
+            EntryKind::NoOp => write!(f, "noop"),
+            EntryKind::ConfChange(cc) => write!(f, "{cc}"),
+        }
+    }
+}
+
+impl fmt::Display for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "voters={}", ids(&self.voters))?;
+        if self.is_joint() {
+            write!(f, "&&{}", ids(&self.outgoing))?;
+        }
+        if !self.learners.is_empty() {
+            write!(f, " learners={}", ids(&self.learners))?;
+        }
+        Ok(())
+    }
+}
+
+/// One line in the style of a protocol trace, e.g.
+/// `1->2 AppendEntries term=2 prev=3@1 commit=3 [4@2 noop]`.
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}->{} {} term={}",
+            self.from,
+            self.to,
+            self.body.name(),
+            self.term
+        )?;
+        match &self.body {
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+                ..
+            } => write!(f, " last={last_log_index}@{last_log_term}"),
+            MessageBody::RequestVoteResponse { granted, .. } => {
+                f.write_str(if *granted { " granted" } else { " rejected" })
+            }
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                commit,
+            } => {
+                write!(f, " prev={prev_log_index}@{prev_log_term} commit={commit}")?;
+                if !entries.is_empty() {
+                    let es: Vec<String> = entries.iter().map(Entry::to_string).collect();
+                    write!(f, " [{}]", es.join(", "))?;
+                }
+                Ok(())
+            }
+            MessageBody::AppendEntriesResponse {
+                success: true,
+                index,
+                ..
+            } => write!(f, " ok index={index}"),
+            MessageBody::AppendEntriesResponse {
+                index,
+                conflict_index,
+                conflict_term,
+                ..
+            } => write!(
+                f,
+                " reject index={index} hint={conflict_index}@{conflict_term}"
+            ),
+            MessageBody::Heartbeat { commit, ctx } => {
+                write!(f, " commit={commit}")?;
+                if *ctx != 0 {
+                    write!(f, " ctx={ctx}")?;
+                }
+                Ok(())
+            }
+            MessageBody::HeartbeatResponse { ctx } => {
+                if *ctx != 0 {
+                    write!(f, " ctx={ctx}")?;
+                }
+                Ok(())
+            }
+            MessageBody::InstallSnapshot { snapshot } => write!(
+                f,
+                " snapshot={}@{} {}",
+                snapshot.meta.index, snapshot.meta.term, snapshot.meta.membership
+            ),
+        }
+    }
 }

@@ -199,6 +199,14 @@ impl Node {
         }
     }
 
+    /// Starts an election now, as if the election timeout fired (pre-vote first if
+    /// configured). Does nothing on a leader or a node that is not a voter.
+    pub fn campaign(&mut self) {
+        if self.role != Role::Leader && self.log.membership().is_voter(self.cfg.id) {
+            self.start_election(self.cfg.pre_vote);
+        }
+    }
+
     /// Feeds a message from a peer.
     pub fn step(&mut self, m: Message) -> Result<(), StepError> {
         if m.to != self.cfg.id {
