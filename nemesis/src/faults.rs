@@ -48,6 +48,15 @@ pub enum Fault {
     Pause(Who),
     /// Cut the network, later heal it.
     Partition(PartitionKind),
+    /// SIGSTOP the leader and cut it off; later SIGCONT it while still cut off, and heal a
+    /// second later. (Only when both pauses and partitions are on.)
+    ///
+    /// Why: a leader that wakes up alone still believes it leads until its check-quorum
+    /// timer fires, and the requests parked at it are answered in that window. A read served
+    /// there without a quorum round (a stale-read bug) then misses writes the new leader
+    /// committed during the pause. Without the cut, the new leader's messages, queued while
+    /// it slept, depose it before it answers anyone.
+    PauseIsolatedLeader,
 }
 
 impl Fault {
@@ -55,7 +64,7 @@ impl Fault {
     pub fn family(&self) -> &'static str {
         match self {
             Fault::Kill(_) => "kill",
-            Fault::Pause(_) => "pause",
+            Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) => "partition",
         }
     }
@@ -66,6 +75,7 @@ impl Fault {
             Fault::Kill(w) => format!("kill {}", w.name()),
             Fault::Pause(w) => format!("pause {}", w.name()),
             Fault::Partition(k) => format!("partition {}", k.name()),
+            Fault::PauseIsolatedLeader => "pause and isolate leader".to_string(),
         }
     }
 }
@@ -114,6 +124,9 @@ impl FaultSet {
         }
         if self.partition {
             v.extend(PartitionKind::ALL.map(Fault::Partition));
+        }
+        if self.pause && self.partition {
+            v.push(Fault::PauseIsolatedLeader);
         }
         v
     }
@@ -197,6 +210,7 @@ enum Undo {
     Restart(Vec<usize>),
     Resume(Vec<usize>),
     Heal,
+    ResumeThenHeal(Vec<usize>),
 }
 
 impl Nemesis {
@@ -214,7 +228,7 @@ impl Nemesis {
             };
             let undo = self.start(step.fault, leader, &mut rng)?;
             let _ = self.sleep_until(Instant::now() + step.hold, deadline).await;
-            self.finish(step.fault, undo)?;
+            self.finish(step.fault, undo).await?;
             if self.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
                 break;
             }
@@ -258,6 +272,23 @@ impl Nemesis {
                     json!({"who": who.name(), "nodes": nodes}),
                 )
             }
+            Fault::PauseIsolatedLeader => {
+                let nodes = pick(Who::Leader, &ids, leader, rng);
+                let others: Vec<usize> =
+                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&nodes, &others);
+                lock(&self.cluster).pause(nodes[0])?;
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                lock(net).partition(&g)?;
+                (
+                    Undo::ResumeThenHeal(nodes.clone()),
+                    json!({"who": "leader", "nodes": nodes, "isolated": true}),
+                )
+            }
             Fault::Partition(kind) => {
                 let g = net::grudge(kind, &ids, leader, rng);
                 let net = self
@@ -280,7 +311,7 @@ impl Nemesis {
         Ok(undo)
     }
 
-    fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
+    async fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
         let value = match undo {
             Undo::Restart(nodes) => {
                 let mut c = lock(&self.cluster);
@@ -295,6 +326,19 @@ impl Nemesis {
                     c.resume(n)?;
                 }
                 json!({ "nodes": nodes })
+            }
+            Undo::ResumeThenHeal(nodes) => {
+                {
+                    let mut c = lock(&self.cluster);
+                    for &n in &nodes {
+                        c.resume(n)?;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Some(net) = &self.net {
+                    lock(net).heal()?;
+                }
+                json!({ "nodes": nodes, "isolated": true })
             }
             Undo::Heal => {
                 if let Some(net) = &self.net {

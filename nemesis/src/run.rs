@@ -556,8 +556,16 @@ fn summary(r: &Results) -> String {
     {
         s += &format!("  key {} undecided: {}\n", p["key"], p["reason"]);
     }
+    // A counterexample over long append values can run to megabytes: results.json has it
+    // whole, the summary the beginning.
     for e in lin.explanations.iter().take(3) {
-        s += &format!("{e}\n");
+        let cut: String = e.chars().take(3000).collect();
+        let more = if cut.len() < e.len() {
+            "\n  ... (whole text in results.json)"
+        } else {
+            ""
+        };
+        s += &format!("{cut}{more}\n");
     }
     if let Some(a) = &r.append {
         s += &format!(
