@@ -119,7 +119,9 @@ struct PendingRead {
 }
 
 enum Expiry {
-    Write(u64),
+    /// The proposal at (index, term).
+    Write(u64, u64),
+    /// The read with this context.
     Read(u64),
 }
 
@@ -414,16 +416,21 @@ impl Driver {
     }
 
     fn wait_for(&mut self, p: raft::ProposalId, admin: bool, reply: ReplyTo) {
-        self.writes.insert(
-            p.index,
-            PendingWrite {
-                term: p.term,
-                admin,
-                reply,
-            },
-        );
-        self.expiry
-            .push_back((Instant::now() + self.deadline, Expiry::Write(p.index)));
+        let w = PendingWrite {
+            term: p.term,
+            admin,
+            reply,
+        };
+        if let Some(old) = self.writes.insert(p.index, w) {
+            // An older proposal of ours sat at this index, so its entry was overwritten: the
+            // core reports such proposals as dropped, but answer conservatively if it has not.
+            let e = ApiError::unknown("proposal overwritten before its outcome was known");
+            let _ = old.reply.send(Err(Refusal::Error(e)));
+        }
+        self.expiry.push_back((
+            Instant::now() + self.deadline,
+            Expiry::Write(p.index, p.term),
+        ));
     }
 
     fn on_admin(&mut self, op: AdminOp, reply: ReplyTo) {
@@ -696,8 +703,9 @@ impl Driver {
             }
             let (_, what) = self.expiry.pop_front().unwrap();
             match what {
-                Expiry::Write(index) => {
-                    if let Some(w) = self.writes.remove(&index) {
+                Expiry::Write(index, term) => {
+                    if self.writes.get(&index).is_some_and(|w| w.term == term) {
+                        let w = self.writes.remove(&index).expect("just seen");
                         let e = ApiError::unknown("deadline passed before the write committed");
                         let _ = w.reply.send(Err(Refusal::Error(e)));
                     }

@@ -295,3 +295,38 @@ fn admin_adds_a_voter_and_a_joint_change_removes_one() {
         json!("after")
     );
 }
+
+/// The outcome contract the nemesis records `fail` / `info` from: a write proposed by a leader
+/// that has lost its quorum times out as unknown (504, definite false); once the leader has
+/// stepped down, writes are refused before proposal (503, definite true).
+#[test]
+fn a_leader_without_quorum_answers_unknown_then_definite() {
+    let mut c = Cluster::start(
+        "quorum",
+        18,
+        3,
+        &["--election-ticks", "100", "--deadline-ms", "300"],
+    );
+    let leader = c.wait_leader(Duration::from_secs(15));
+    let addr = c.nodes[leader].addr.clone();
+    assert_eq!(put(&addr, "q", "1").unwrap().0, 200);
+    for (i, n) in c.nodes.iter_mut().enumerate() {
+        if i != leader {
+            n.kill();
+        }
+    }
+    let (st, body) = put(&addr, "q", "2").unwrap();
+    assert_eq!(st, 504, "{body}");
+    assert_eq!(body["definite"], json!(false));
+    // Check-quorum makes the leader step down within about two election timeouts.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, body) = put(&addr, "q", "3").unwrap();
+        if st == 503 {
+            assert_eq!(body["definite"], json!(true), "{body}");
+            break;
+        }
+        assert_eq!(st, 504, "{body}");
+        assert!(Instant::now() < until, "the leader never stepped down");
+    }
+}
