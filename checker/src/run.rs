@@ -90,20 +90,27 @@ pub(crate) fn run(history: &History, opts: &Options) -> Report {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<KeyReport>>> = Mutex::new(vec![None; keys.len()]);
     let threads = opts.threads.clamp(1, keys.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = order.get(n) else { break };
-                let (key, ops) = &keys[i];
-                let report = check_key(history, key, ops, opts, &budget);
-                if report.verdict == Verdict::NotLinearizable {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
-            });
+    let worker = || loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&i) = order.get(n) else { break };
+        let (key, ops) = &keys[i];
+        let report = check_key(history, key, ops, opts, &budget);
+        if report.verdict == Verdict::NotLinearizable {
+            stop.store(true, Ordering::Relaxed);
         }
-    });
+        results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(report);
+    };
+    if threads == 1 {
+        // One key or one thread: no thread to spawn (small histories are checked in
+        // microseconds, less than a spawn).
+        worker();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(worker);
+            }
+        });
+    }
     let keys: Vec<KeyReport> = results
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
