@@ -330,3 +330,58 @@ fn a_leader_without_quorum_answers_unknown_then_definite() {
         assert!(Instant::now() < until, "the leader never stepped down");
     }
 }
+
+/// Peer connections leave from the node's own address (so firewall rules by address cut
+/// them) and name the sender in `x-raft-from`; the peer address may be anything, here a plain
+/// listener standing in for a relay.
+#[test]
+fn peer_connections_are_bound_to_the_node_address_and_carry_its_id() {
+    use std::io::Read;
+    let relay = std::net::TcpListener::bind("127.0.19.2:0").unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.19.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = common::TempDir::new("bind");
+    let mut node = common::Proc {
+        id: 1,
+        addr: format!("127.0.19.1:{port}"),
+        args: vec![
+            "node".into(),
+            "--id".into(),
+            "1".into(),
+            "--listen".into(),
+            format!("127.0.19.1:{port}"),
+            "--peer".into(),
+            format!("2={relay_addr}"),
+            "--data-dir".into(),
+            dir.0.join("d").display().to_string(),
+        ],
+        child: None,
+    };
+    node.start();
+    relay.set_nonblocking(true).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let (mut s, from) = loop {
+        match relay.accept() {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the node never connected to its peer: {e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    assert_eq!(
+        from.ip().to_string(),
+        "127.0.19.1",
+        "outgoing peer socket not bound"
+    );
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(head.starts_with("post /raft http/1.1"), "{head}");
+    assert!(head.contains("x-raft-from: 1\r\n"), "{head}");
+    node.kill();
+}
