@@ -47,6 +47,39 @@
 //!    the state machine serialized at `applied`; persist the returned snapshot, then delete
 //!    the persisted entries up to its index.
 //!
+//! A complete driver for a one-node cluster, with a `Vec` as the disk:
+//!
+//! ```
+//! use raft::{Config, EntryKind, Node, PersistedState};
+//!
+//! let mut node = Node::new(Config::new(1, [1]), None).unwrap();
+//! let mut disk = PersistedState::default();
+//! let mut state = Vec::new();
+//! node.campaign(); // a single voter wins at once
+//! let id = node.propose(b"x".to_vec()).unwrap();
+//! while node.has_ready() {
+//!     let rd = node.ready();
+//!     if let Some(from) = rd.truncate_from {
+//!         disk.entries.retain(|e| e.index < from);
+//!     }
+//!     disk.entries.extend(rd.entries.iter().cloned());       // 3. persist ...
+//!     if let Some(hs) = &rd.hard_state {
+//!         disk.hard_state = hs.clone();
+//!     }
+//!     assert!(rd.messages.is_empty());                        // 4. ... then send ...
+//!     for e in &rd.committed_entries {                        // 5. ... then apply
+//!         if let EntryKind::Normal(data) = &e.kind {
+//!             state.push((e.index, e.term, data.clone()));
+//!         }
+//!     }
+//!     node.advance(rd);                                        // 7.
+//! }
+//! assert_eq!(state, vec![(id.index, id.term, b"x".to_vec())]);
+//! // A restart from the disk comes back in the same term with the same log.
+//! let again = Node::new(Config::new(1, [1]), Some(disk)).unwrap();
+//! assert_eq!((again.term(), again.status().last_index), (1, 2));
+//! ```
+//!
 //! On restart, read back the last hard state, snapshot and entries into a
 //! [`PersistedState`], restore the state machine from the snapshot, and call
 //! [`Node::new`] with it. Committed entries after the snapshot come out again in the first
