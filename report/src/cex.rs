@@ -142,19 +142,27 @@ impl Failure {
     }
 }
 
-/// The failures of a live report.
-pub fn from_checker(report: &checker::Report) -> Vec<Failure> {
-    report
-        .failures()
-        .filter_map(|k| {
-            let c = k.counterexample.as_ref()?;
-            Some(Failure {
-                key: crate::data::key_label(&k.key),
-                explanation: c.explain(),
-                cex: serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v).ok()),
-            })
+/// A key as JSON (`checker::Report`'s form) as the timeline labels it.
+pub fn key_of_json(k: &Value) -> String {
+    match k {
+        Value::Null => "-".to_string(),
+        Value::String(s) if s.is_empty() => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The failures of a checker report, given as its JSON (`serde_json::to_value(&report)`).
+pub fn from_checker(report: &Value) -> Vec<Failure> {
+    let Some(keys) = report["keys"].as_array() else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter(|k| k["verdict"] == "not-linearizable" && !k["counterexample"].is_null())
+        .map(|k| Failure {
+            key: key_of_json(&k["key"]),
+            explanation: k["explanation"].as_str().unwrap_or_default().to_string(),
+            cex: serde_json::from_value(k["counterexample"].clone()).ok(),
         })
         .collect()
 }
@@ -168,12 +176,7 @@ pub fn from_results(results: &Value) -> Vec<Failure> {
         .iter()
         .filter(|p| p.get("counterexample").is_some_and(|c| !c.is_null()))
         .map(|p| {
-            let key = match &p["key"] {
-                Value::String(s) if s.is_empty() => "-".to_string(),
-                Value::String(s) => s.clone(),
-                Value::Null => "-".to_string(),
-                other => other.to_string(),
-            };
+            let key = key_of_json(&p["key"]);
             Failure {
                 key,
                 explanation: p["explanation"].as_str().unwrap_or_default().to_string(),

@@ -19,7 +19,8 @@
 //! ])
 //! .unwrap();
 //! let opts = Options { model: ModelKind::Register, initial: json!(0), ..Options::default() };
-//! let page = report::check_report(&history, &check(&history, &opts), "stale-read.jsonl", None);
+//! let checked = serde_json::to_value(check(&history, &opts)).unwrap();
+//! let page = report::check_report(&history, &checked, "stale-read.jsonl", None);
 //! assert!(page.starts_with("<!doctype html>"));
 //! assert!(page.contains("Longest partial linearization"));
 //! ```
@@ -73,93 +74,110 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     }
 }
 
-/// The report of `checker check` on one history: the checker's verdict per key, its
-/// counterexamples, and `params` (any JSON object) as extra parameters.
+/// A verdict as JSON (`not-linearizable`) as the page shows it (`not linearizable`).
+fn verdict_text(v: &Value) -> String {
+    v.as_str().unwrap_or("unknown").replace('-', " ")
+}
+
+/// Why a key is unknown, from `checker::UnknownReason`'s JSON form.
+fn unknown_text(r: &Value) -> String {
+    match r["cause"].as_str() {
+        Some("time-limit") => "time limit reached".to_string(),
+        Some("memory-limit") => format!("memory budget of {} bytes spent", r["limit_bytes"]),
+        Some("stopped") => "not finished: another key failed first".to_string(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The report of `checker check` on one history. `report` is the checker's report as JSON
+/// (`serde_json::to_value(&checker_report)`): this crate does not link the checker, because
+/// the checker's binary links this crate. `params` (any JSON object) adds parameters.
 pub fn check_report(
     history: &histories::History,
-    report: &checker::Report,
+    report: &Value,
     source: &str,
     params: Option<&Value>,
 ) -> String {
-    let mut checks = vec![checker_row(report)];
-    for k in report
-        .keys
-        .iter()
-        .filter(|k| k.verdict != checker::Verdict::Linearizable)
-    {
+    let empty = Vec::new();
+    let keys = report["keys"].as_array().unwrap_or(&empty);
+    let count = |v: &str| keys.iter().filter(|k| k["verdict"] == v).count();
+    let mut checks = vec![CheckRow {
+        name: format!(
+            "linearizability ({} model)",
+            report["model"].as_str().unwrap_or("?")
+        ),
+        verdict: verdict_text(&report["verdict"]),
+        detail: match report["error"].as_str() {
+            Some(e) => format!("could not check: {e}"),
+            None => format!(
+                "{} keys: {} not linearizable, {} unknown; {:.3} s",
+                keys.len(),
+                count("not-linearizable"),
+                count("unknown"),
+                report["time_secs"].as_f64().unwrap_or(0.0)
+            ),
+        },
+    }];
+    for k in keys.iter().filter(|k| k["verdict"] != "linearizable") {
+        let why = unknown_text(&k["unknown_reason"]);
         checks.push(CheckRow {
-            name: format!("key {}", data::key_label(&k.key)),
-            verdict: k.verdict.to_string(),
+            name: format!("key {}", cex::key_of_json(&k["key"])),
+            verdict: verdict_text(&k["verdict"]),
             detail: format!(
                 "{} ops, {} searched, {} states, {:.3} s{}",
-                k.ops,
-                k.searched_ops,
-                k.states_explored,
-                k.time_secs,
-                k.unknown_reason
-                    .as_ref()
-                    .map(|r| format!("; {r}"))
-                    .unwrap_or_default()
+                k["ops"],
+                k["searched_ops"],
+                k["states_explored"],
+                k["time_secs"].as_f64().unwrap_or(0.0),
+                if why.is_empty() {
+                    why
+                } else {
+                    format!("; {why}")
+                }
             ),
         });
     }
     let mut p = vec![
         ("history".to_string(), source.to_string()),
-        ("model".to_string(), report.model.clone()),
+        (
+            "model".to_string(),
+            report["model"].as_str().unwrap_or("?").to_string(),
+        ),
         (
             "initial value".to_string(),
-            data::show(&report.initial, 200),
+            data::show(&report["initial"], 200),
         ),
-        ("operations".to_string(), report.ops.to_string()),
-        ("keys".to_string(), report.keys.len().to_string()),
+        ("operations".to_string(), report["ops"].to_string()),
+        ("keys".to_string(), keys.len().to_string()),
         (
             "check time".to_string(),
-            format!("{:.3} s", report.time_secs),
+            format!("{:.3} s", report["time_secs"].as_f64().unwrap_or(0.0)),
         ),
     ];
     if let Some(v) = params {
         p.extend(flatten_params(v));
     }
-    let keys: Vec<Value> = report
-        .keys
+    let rows: Vec<Value> = keys
         .iter()
         .map(|k| {
             serde_json::json!({
-                "key": data::key_label(&k.key), "verdict": k.verdict.to_string(), "ops": k.ops,
-                "searched ops": k.searched_ops, "states": k.states_explored,
-                "memo bytes": k.memo_bytes, "seconds": k.time_secs,
+                "key": cex::key_of_json(&k["key"]), "verdict": verdict_text(&k["verdict"]),
+                "ops": k["ops"], "searched ops": k["searched_ops"], "states": k["states_explored"],
+                "memo bytes": k["memo_bytes"], "seconds": k["time_secs"],
             })
         })
         .collect();
     let input = PageInput {
         title: format!("checker: {source}"),
-        verdict: report.verdict.to_string(),
+        verdict: verdict_text(&report["verdict"]),
         checks,
         failures: cex::from_checker(report),
         params: p,
-        tables: vec![("Keys".to_string(), Value::Array(keys))],
+        tables: vec![("Keys".to_string(), Value::Array(rows))],
         notes: Vec::new(),
     };
     page::render(history, &input)
-}
-
-fn checker_row(report: &checker::Report) -> CheckRow {
-    let bad = report.failures().count();
-    let unknown = report.unknowns().count();
-    CheckRow {
-        name: format!("linearizability ({} model)", report.model),
-        verdict: report.verdict.to_string(),
-        detail: match &report.error {
-            Some(e) => format!("could not check: {e}"),
-            None => format!(
-                "{} keys: {} not linearizable, {} unknown; {:.3} s",
-                report.keys.len(),
-                bad,
-                unknown,
-                report.time_secs
-            ),
-        },
-    }
 }
 
 /// Top-level scalar fields of an object as parameters (nested values as compact JSON).

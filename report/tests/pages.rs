@@ -26,7 +26,7 @@ fn corpus_counterexample_is_drawn_and_tabled() {
     };
     let r = check(&h, &opts);
     assert_eq!(r.verdict, Verdict::NotLinearizable);
-    let page = report::check_report(&h, &r, "c10-bad.txt", None);
+    let page = report::check_report(&h, &serde_json::to_value(&r).unwrap(), "c10-bad.txt", None);
     let cex = r
         .failures()
         .next()
@@ -64,7 +64,12 @@ fn linearizable_history_has_no_counterexample_section() {
     };
     let r = check(&h, &opts);
     assert_eq!(r.verdict, Verdict::Linearizable);
-    let page = report::check_report(&h, &r, "c10-ok.txt", Some(&json!({"threads": 2})));
+    let page = report::check_report(
+        &h,
+        &serde_json::to_value(&r).unwrap(),
+        "c10-ok.txt",
+        Some(&json!({"threads": 2})),
+    );
     assert!(!page.contains("Longest partial linearization"));
     assert!(page.contains("badge good"));
     assert!(page.contains("<th>threads</th><td>2</td>"));
@@ -90,7 +95,12 @@ fn user_strings_cannot_inject_markup() {
     };
     let r = check(&h, &opts);
     assert_eq!(r.verdict, Verdict::NotLinearizable);
-    let page = report::check_report(&h, &r, EVIL, Some(&json!({ EVIL: EVIL })));
+    let page = report::check_report(
+        &h,
+        &serde_json::to_value(&r).unwrap(),
+        EVIL,
+        Some(&json!({ EVIL: EVIL })),
+    );
     assert_eq!(
         script_tags(&page),
         3,
