@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -372,9 +372,4 @@ async fn forward(
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
-}
-
-/// The address to bind outgoing sockets to: the IP of the listen address.
-pub fn own_ip(listen: &SocketAddr) -> IpAddr {
-    listen.ip()
 }
