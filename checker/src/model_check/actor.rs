@@ -311,8 +311,8 @@ pub struct NodeActor {
     pub clients: usize,
     /// Whether leaders get a heartbeat timer.
     pub heartbeat: bool,
-    /// Hash the whole core, clock fields included (see [`fingerprint_node`]).
-    pub exact_hash: bool,
+    /// Leave the core's clock fields out of its fingerprint (see [`fingerprint_node`]).
+    pub abstract_clock: bool,
 }
 
 /// A client with its script of operations.
@@ -348,7 +348,11 @@ fn hash_of<T: Hash>(t: &T) -> u64 {
 /// the state space. The core's fields are private, so the only faithful view of the rest
 /// is its `Debug` output. With check-quorum off (the model's setting) none of these fields
 /// changes what the node does next, except how many ticks a timer event takes. `cfg` is
-/// constant per actor. `--exact-hash` turns the projection off.
+/// constant per actor.
+///
+/// Measured (3 nodes, 1 restart, 1 write, BFS to depth 9): the projection saves 15% of the
+/// states but formatting costs 40% more time per state, so it is off by default
+/// (`--abstract-clock` turns it on). It pays off only in deeper searches with many elections.
 const CLOCK_FIELDS: [&str; 6] = [
     "cfg",
     "election_elapsed",
@@ -358,9 +362,10 @@ const CLOCK_FIELDS: [&str; 6] = [
     "recent_active",
 ];
 
-/// The fingerprint of a core: all of its state except [`CLOCK_FIELDS`] (or all of it).
-pub fn fingerprint_node(node: &Node, exact: bool) -> u64 {
-    if exact {
+/// The fingerprint of a core: all of its state (its derived `Hash`), or with
+/// `abstract_clock` all but [`CLOCK_FIELDS`].
+pub fn fingerprint_node(node: &Node, abstract_clock: bool) -> u64 {
+    if !abstract_clock {
         return hash_of(node);
     }
     let text = format!("{node:?}");
@@ -421,9 +426,9 @@ fn without_fields<'a>(text: &'a str, names: &[&str]) -> Vec<&'a str> {
 }
 
 impl NodeState {
-    fn seal(&mut self, exact: bool) {
+    fn seal(&mut self, abstract_clock: bool) {
         let mut h = DefaultHasher::new();
-        fingerprint_node(&self.node, exact).hash(&mut h);
+        fingerprint_node(&self.node, abstract_clock).hash(&mut h);
         self.machine.hash(&mut h);
         self.disk.fp.hash(&mut h);
         self.ghost.hash(&mut h);
@@ -459,7 +464,7 @@ impl NodeActor {
         // Always saved at start, so the boot count (which bounds crashes) is on the disk.
         o.save(s.disk.clone());
         self.set_timers(&s, o);
-        s.seal(self.exact_hash);
+        s.seal(self.abstract_clock);
         s
     }
 
@@ -501,7 +506,7 @@ impl NodeActor {
         if let Some((term, old)) = leader_log {
             check_append_only(&mut s, term, &old);
         }
-        s.seal(self.exact_hash);
+        s.seal(self.abstract_clock);
         if s.fp == before.fp && out.is_empty() {
             return;
         }

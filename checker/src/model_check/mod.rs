@@ -13,6 +13,7 @@
 //! ```
 
 mod actor;
+mod chooser;
 pub mod cli;
 pub mod properties;
 pub mod register;
@@ -26,7 +27,7 @@ use properties::{with_properties, COMMITTED};
 use raft::{Bugs, Config};
 use register::History;
 use stateright::actor::{LossyNetwork, Network};
-use stateright::{Checker, HasDiscoveries, Model, UniformChooser};
+use stateright::{Checker, HasDiscoveries, Model};
 use std::time::{Duration, Instant};
 
 /// The size of the world and the bounds of the search.
@@ -56,13 +57,14 @@ pub struct Bounds {
     pub pre_vote: bool,
     /// Bug switches of the core.
     pub bugs: Bugs,
-    /// Hash the core's clock fields too (see [`fingerprint_node`]).
-    pub exact_hash: bool,
+    /// Leave the core's clock fields out of the state's identity (see [`fingerprint_node`]).
+    pub abstract_clock: bool,
 }
 
 impl Default for Bounds {
     /// Three nodes, terms up to 2, logs up to 2 entries, one restart, one client with one
-    /// write, 12 steps: the exhaustive check CI runs.
+    /// write, every state within 9 steps: the exhaustive check CI runs (about a minute and
+    /// 1.2 million states on this machine).
     fn default() -> Bounds {
         Bounds {
             nodes: 3,
@@ -71,13 +73,13 @@ impl Default for Bounds {
             max_crashes: 1,
             client_ops: 1,
             clients: 1,
-            depth: Some(12),
+            depth: Some(9),
             lossy: false,
             duplicating: false,
             heartbeat: true,
             pre_vote: false,
             bugs: Bugs::none(),
-            exact_hash: false,
+            abstract_clock: false,
         }
     }
 }
@@ -157,7 +159,7 @@ impl Bounds {
                 nodes: n,
                 clients,
                 heartbeat: self.heartbeat,
-                exact_hash: self.exact_hash,
+                abstract_clock: self.abstract_clock,
             }));
         }
         for k in 0..clients {
@@ -207,7 +209,8 @@ pub enum Search {
     Bfs,
     /// Depth first: little memory, not complete under a depth bound.
     Dfs,
-    /// Random walks from the initial state, seeded.
+    /// Random walks from the initial state, seeded, scheduled by kind of step
+    /// (see `chooser.rs`).
     Simulation {
         /// The seed of the first walk.
         seed: u64,
@@ -253,11 +256,24 @@ impl Outcome {
     }
 }
 
-/// Runs the search and collects what it found; stops at the first violation.
+/// Runs the search on two threads (this machine's cores) and collects what it found; stops
+/// at the first violation.
 pub fn check(
     bounds: &Bounds,
     search: Search,
     timeout: Option<Duration>,
+) -> Result<Outcome, BoundsError> {
+    check_with_threads(bounds, search, timeout, 2)
+}
+
+/// [`check`] on `threads` threads. One thread makes BFS strictly level by level, so its
+/// state count is the same on every run (with more, a state first reached by a longer path
+/// may be counted at the depth bound instead of expanded).
+pub fn check_with_threads(
+    bounds: &Bounds,
+    search: Search,
+    timeout: Option<Duration>,
+    threads: usize,
 ) -> Result<Outcome, BoundsError> {
     let model = bounds.model()?;
     let cfg = model.cfg.clone();
@@ -265,7 +281,7 @@ pub fn check(
         properties::SAFETY.iter().map(|(n, _)| *n).collect();
     let mut builder = model
         .checker()
-        .threads(2)
+        .threads(threads.max(1))
         .finish_when(HasDiscoveries::AnyOf(failures));
     // stateright checks the states above its target depth only (the initial state is at
     // depth 1): add what makes `depth` mean "every state within `depth` steps is checked".
@@ -284,9 +300,11 @@ pub fn check(
     let (states, unique, depth, discoveries) = match search {
         Search::Bfs => collect(builder.spawn_bfs().join()),
         Search::Dfs => collect(builder.spawn_dfs().join()),
-        Search::Simulation { seed } => {
-            collect(builder.spawn_simulation(seed, UniformChooser).join())
-        }
+        Search::Simulation { seed } => collect(
+            builder
+                .spawn_simulation(seed, chooser::Scheduler { nodes: cfg.nodes })
+                .join(),
+        ),
     };
     let elapsed = start.elapsed();
     let mut violations = Vec::new();
@@ -299,11 +317,12 @@ pub fn check(
         let steps = path.into_vec();
         let last = &steps.last().expect("a path has a state").0;
         let explanation = properties::explain(&cfg, name, last).unwrap_or_default();
+        let (trace, steps) = trace::describe_path(&cfg, &steps);
         violations.push(Violation {
             property: name,
             explanation,
-            steps: steps.len() - 1,
-            trace: trace::describe_path(&cfg, &steps),
+            steps,
+            trace,
         });
     }
     violations.sort_by_key(|v| v.steps);

@@ -161,19 +161,27 @@ pub fn describe_state(cfg: &ModelCfg, state: &RaftState) -> String {
     out
 }
 
-/// A whole path: numbered steps, each with the nodes after it.
-pub fn describe_path(cfg: &ModelCfg, steps: &[(RaftState, Option<Action>)]) -> String {
+/// A whole path: numbered steps, each with the nodes after it, and the number of steps.
+/// Steps that changed nothing are left out (random walks record the deliveries they tried
+/// that were no-ops).
+pub fn describe_path(cfg: &ModelCfg, steps: &[(RaftState, Option<Action>)]) -> (String, usize) {
     let mut out = String::new();
     if let Some((first, _)) = steps.first() {
         let _ = writeln!(out, "   start: {}", describe_state(cfg, first));
     }
-    for (k, window) in steps.windows(2).enumerate() {
-        let (_, action) = &window[0];
+    let mut k = 0;
+    for window in steps.windows(2) {
+        let (before, action) = &window[0];
         let (after, _) = &window[1];
-        if let Some(a) = action {
-            let _ = writeln!(out, "{:>3}. {}", k + 1, describe_action(cfg.nodes, a));
-            let _ = writeln!(out, "       {}", describe_state(cfg, after));
+        let Some(a) = action else {
+            continue;
+        };
+        if before == after {
+            continue;
         }
+        k += 1;
+        let _ = writeln!(out, "{k:>3}. {}", describe_action(cfg.nodes, a));
+        let _ = writeln!(out, "       {}", describe_state(cfg, after));
     }
-    out
+    (out, k)
 }

@@ -1,0 +1,98 @@
+//! The scheduler of random walks: picks the kind of step first (a delivery, a timeout, a
+//! crash or restart, a loss), then one step of that kind, with odds drawn anew per walk;
+//! and now and then cuts one node off (its messages wait) for a while, a partition made of
+//! delays alone.
+//!
+//! Why not stateright's uniform chooser: in a Raft state most enabled steps are deliveries,
+//! so a uniform walk almost never times a node out while messages are still in flight, and
+//! the deep bugs (Figure 8, stale reads after a leader change) need exactly that. Drawing the
+//! odds per walk ("swarm" testing) covers both calm walks and walks full of elections.
+
+use super::properties::RaftModel;
+use super::trace::Action;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use stateright::actor::{ActorModelAction, Id};
+use stateright::Chooser;
+
+/// Picks steps by kind, with per-walk odds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scheduler {
+    /// Node actors (ids `0..nodes`); the others are clients.
+    pub nodes: usize,
+}
+
+/// One walk's generator and odds (per mille).
+pub struct Walk {
+    rng: StdRng,
+    timeout: u32,
+    fault: u32,
+    /// Chance per step of a new partition (or of healing).
+    repartition: u32,
+    /// The node whose messages wait, if any.
+    cut: Option<usize>,
+}
+
+impl Chooser<RaftModel> for Scheduler {
+    type State = Walk;
+
+    fn new_state(&self, seed: u64) -> Walk {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let timeout = rng.gen_range(30..400);
+        let fault = rng.gen_range(0..60);
+        let repartition = rng.gen_range(0..150);
+        Walk {
+            rng,
+            timeout,
+            fault,
+            repartition,
+            cut: None,
+        }
+    }
+
+    fn choose_initial_state(&self, _walk: &mut Walk, _initial: &[super::RaftState]) -> usize {
+        0
+    }
+
+    fn choose_action(
+        &self,
+        walk: &mut Walk,
+        _state: &super::RaftState,
+        actions: &[Action],
+    ) -> usize {
+        let kind = |a: &Action| match a {
+            ActorModelAction::Deliver { .. } => 0,
+            ActorModelAction::Timeout(..) => 1,
+            _ => 2,
+        };
+        if walk.rng.gen_range(0..1000) < walk.repartition {
+            let pick = walk.rng.gen_range(0..=self.nodes);
+            walk.cut = (pick < self.nodes).then_some(pick);
+        }
+        let cut = walk.cut.map(Id::from);
+        let kind = |a: &Action| match a {
+            ActorModelAction::Deliver { src, dst, .. }
+                if cut.is_some() && (Some(*src) == cut || Some(*dst) == cut) =>
+            {
+                3
+            }
+            other => kind(other),
+        };
+        let roll = walk.rng.gen_range(0..1000);
+        let wanted = if roll < walk.timeout {
+            1
+        } else if roll < walk.timeout + walk.fault {
+            2
+        } else {
+            0
+        };
+        let of_kind: Vec<usize> = (0..actions.len())
+            .filter(|&i| kind(&actions[i]) == wanted)
+            .collect();
+        if of_kind.is_empty() {
+            walk.rng.gen_range(0..actions.len())
+        } else {
+            of_kind[walk.rng.gen_range(0..of_kind.len())]
+        }
+    }
+}
