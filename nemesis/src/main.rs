@@ -43,6 +43,27 @@ enum Command {
     Run(RunArgs),
     /// Drive load against a freshly started cluster and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Browse past runs: a local page listing every run with its verdict, date, target and
+    /// faults, linking to each run's report (loopback only; Ctrl-C stops it).
+    Serve(ServeArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Runs directory (default: histories/runs under the workspace root).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Address to listen on; loopback addresses only.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let root = rundir::workspace_root().unwrap_or_else(|| PathBuf::from("."));
+    let dir = a.dir.unwrap_or_else(|| root.join("histories/runs"));
+    report::serve(&dir, a.addr)?;
+    Ok(())
 }
 
 /// Which system to test.
@@ -136,6 +157,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Bench(args)) => bench::main(args).map(|()| run::Verdict::Valid),
+        Some(Command::Serve(args)) => serve(args).map(|()| run::Verdict::Valid),
         Some(Command::Run(args)) => run::main(args),
         None => run::main(cli.run),
     };

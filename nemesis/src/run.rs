@@ -484,6 +484,11 @@ fn check_and_report(
     )?;
     let summary = summary(&results);
     std::fs::write(dir.join("summary.txt"), &summary)?;
+    // The HTML report; failing to write it never changes the run's verdict.
+    let page = report::run_report(&history, &serde_json::to_value(&results)?);
+    if let Err(e) = report::write(&dir.join("report.html"), &page) {
+        eprintln!("nemesis: no report.html: {e}");
+    }
     print!("{summary}");
     Ok(verdict)
 }
