@@ -27,20 +27,36 @@ fn run_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Runs `nemesis` with `args`, prints its output, returns the exit code and results.json.
-fn nemesis(dir: &Path, args: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nemesis"))
+/// What a finished `nemesis` run left: exit code, results.json, and its pid (which names
+/// its firewall chains, `JTN-nm<pid>-*`).
+struct Run {
+    code: i32,
+    results: Value,
+    pid: u32,
+}
+
+/// Runs `nemesis` with `args` and prints its output.
+fn nemesis(dir: &Path, args: &[&str]) -> Run {
+    let child = Command::new(env!("CARGO_BIN_EXE_nemesis"))
         .args(args)
         .arg("--run-dir")
         .arg(dir)
-        .output()
-        .expect("nemesis runs");
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nemesis starts");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("nemesis runs");
     println!("{}", String::from_utf8_lossy(&out.stdout));
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let code = out.status.code().unwrap_or(-1);
     let results = std::fs::read_to_string(dir.join("results.json"))
         .unwrap_or_else(|e| panic!("no results.json in {} (exit {code}): {e}", dir.display()));
-    (code, serde_json::from_str(&results).unwrap())
+    Run {
+        code,
+        results: serde_json::from_str(&results).unwrap(),
+        pid,
+    }
 }
 
 /// The verdict is valid, appends were acknowledged and none is lost, every key was read
@@ -68,9 +84,10 @@ fn fault_families(dir: &Path) -> Vec<String> {
     fams
 }
 
-fn our_chains_left() -> bool {
+/// Whether the run with this pid left a firewall chain (other runs may be going on).
+fn chains_left_by(pid: u32) -> bool {
     let out = Command::new("iptables").args(["-w", "-S"]).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).contains("JTN-"))
+    out.map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("JTN-nm{pid}-")))
         .unwrap_or(false)
 }
 
@@ -95,9 +112,14 @@ fn raft_clean_run_is_linearizable_and_loses_nothing() {
     let dir = run_dir("clean");
     let mut args = RAFT.to_vec();
     args.extend(["--time-limit", "15", "--faults", "none", "--seed", "1"]);
-    let (code, r) = nemesis(&dir, &args);
+    let Run {
+        code,
+        results: r,
+        pid,
+    } = nemesis(&dir, &args);
     assert_valid_with_no_lost_write(code, &r);
     assert!(fault_families(&dir).is_empty());
+    assert!(!chains_left_by(pid));
 }
 
 #[test]
@@ -114,9 +136,17 @@ fn raft_survives_kill_pause_and_proxy_partitions() {
         ALL_FAULTS_SEED,
     ]);
     args.extend(["--net", "proxy"]);
-    let (code, r) = nemesis(&dir, &args);
+    let Run {
+        code,
+        results: r,
+        pid,
+    } = nemesis(&dir, &args);
     assert_eq!(fault_families(&dir), ["kill", "partition", "pause"]);
     assert_valid_with_no_lost_write(code, &r);
+    assert!(
+        !chains_left_by(pid),
+        "the proxy backend wrote firewall rules"
+    );
 }
 
 #[test]
@@ -137,10 +167,14 @@ fn raft_survives_kill_pause_and_iptables_partitions_when_root() {
         ALL_FAULTS_SEED,
     ]);
     args.extend(["--net", "iptables"]);
-    let (code, r) = nemesis(&dir, &args);
+    let Run {
+        code,
+        results: r,
+        pid,
+    } = nemesis(&dir, &args);
     assert_eq!(fault_families(&dir), ["kill", "partition", "pause"]);
     assert_valid_with_no_lost_write(code, &r);
-    assert!(!our_chains_left(), "a firewall chain survived the run");
+    assert!(!chains_left_by(pid), "a firewall chain survived the run");
 }
 
 #[test]
@@ -182,7 +216,11 @@ fn etcd_runs_end_to_end_with_faults() {
         "--faults",
         faults,
     ];
-    let (code, r) = nemesis(&dir, &args);
+    let Run {
+        code,
+        results: r,
+        pid,
+    } = nemesis(&dir, &args);
     println!("etcd verdict: {} (exit {code})", r["verdict"]);
     assert!(!fault_families(&dir).is_empty());
     assert_eq!(
@@ -192,5 +230,5 @@ fn etcd_runs_end_to_end_with_faults() {
     );
     assert_ne!(r["verdict"], "invalid", "{r:#}");
     assert!(code == 0 || code == 3, "exit {code}");
-    assert!(!our_chains_left(), "a firewall chain survived the run");
+    assert!(!chains_left_by(pid), "a firewall chain survived the run");
 }
