@@ -120,6 +120,8 @@ fn raft_clean_run_is_linearizable_and_loses_nothing() {
     assert_valid_with_no_lost_write(code, &r);
     assert!(fault_families(&dir).is_empty());
     assert!(!chains_left_by(pid));
+    // Kept only when the test fails (a panic above skips this), for inspection.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -147,6 +149,8 @@ fn raft_survives_kill_pause_and_proxy_partitions() {
         !chains_left_by(pid),
         "the proxy backend wrote firewall rules"
     );
+    // Kept only when the test fails (a panic above skips this), for inspection.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -175,6 +179,8 @@ fn raft_survives_kill_pause_and_iptables_partitions_when_root() {
     assert_eq!(fault_families(&dir), ["kill", "partition", "pause"]);
     assert_valid_with_no_lost_write(code, &r);
     assert!(!chains_left_by(pid), "a firewall chain survived the run");
+    // Kept only when the test fails (a panic above skips this), for inspection.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -231,4 +237,6 @@ fn etcd_runs_end_to_end_with_faults() {
     assert_ne!(r["verdict"], "invalid", "{r:#}");
     assert!(code == 0 || code == 3, "exit {code}");
     assert!(!chains_left_by(pid), "a firewall chain survived the run");
+    // Kept only when the test fails (a panic above skips this), for inspection.
+    let _ = std::fs::remove_dir_all(&dir);
 }
