@@ -141,7 +141,10 @@
       var y = AY + 2 + r * laneH - vy;
       if (y + laneH < AY || y > tlH) continue;
       var lane = rows[r], list = laneOps[lane];
-      if (r % labelEvery === 0) { ctx.fillStyle = '#667085'; ctx.fillText(T.lanes[lane], 4, y + Math.min(bar, 10)); }
+      if (r % labelEvery === 0) {
+        ctx.save(); ctx.beginPath(); ctx.rect(0, y - 2, GX - 6, laneH + 2); ctx.clip();
+        ctx.fillStyle = '#667085'; ctx.fillText(T.lanes[lane], 4, y + Math.min(bar, 10)); ctx.restore();
+      }
       var lastPx = -1, lastC = -1;
       for (var k = firstEndingAfter(list, view.a); k < list.length; k++) {
         var i = list[k];
