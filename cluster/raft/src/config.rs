@@ -234,6 +234,14 @@ pub enum CompactError {
         /// Applied.
         applied: u64,
     },
+    /// The log no longer holds that index (only with a bug switch on).
+    #[error("cannot compact to {index}: the log ends at {last}")]
+    NotInLog {
+        /// Requested.
+        index: u64,
+        /// The last index held.
+        last: u64,
+    },
     /// Already compacted that far.
     #[error("cannot compact to {index}: already compacted to {snapshot}")]
     AlreadyCompacted {

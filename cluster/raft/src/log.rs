@@ -182,13 +182,16 @@ impl RaftLog {
     /// `prev_term`, append `entries`, truncating only a conflicting suffix, and return the
     /// index of the last new entry. `None` if the log does not match at `prev_index`.
     ///
-    /// `truncate_matching` is the `truncate-matching` bug switch.
+    /// `truncate_matching` is the `truncate-matching` bug switch. `strict` (no bug switch on)
+    /// makes overwriting a committed entry a broken invariant (a panic); with a bug switch on
+    /// the node overwrites it as a buggy implementation would, and the checkers see the loss.
     pub fn maybe_append(
         &mut self,
         prev_index: u64,
         prev_term: u64,
         entries: Vec<Entry>,
         truncate_matching: bool,
+        strict: bool,
     ) -> Option<u64> {
         if self.term(prev_index) != Some(prev_term) {
             return None;
@@ -211,7 +214,7 @@ impl RaftLog {
         if let Some(conflict) = entries.get(first_new) {
             if conflict.index <= self.last_index() {
                 assert!(
-                    conflict.index > self.committed,
+                    !strict || conflict.index > self.committed,
                     "leader overwrites committed entry {} (commit {})",
                     conflict.index,
                     self.committed
@@ -338,11 +341,11 @@ mod tests {
         log.append(ents(&[1, 1, 2, 2], 1));
         let _ = log.take_unstable();
         // A stale AppendEntries carrying a prefix we hold changes nothing (§5.3).
-        assert_eq!(log.maybe_append(1, 1, ents(&[1], 2), false), Some(2));
+        assert_eq!(log.maybe_append(1, 1, ents(&[1], 2), false, true), Some(2));
         assert_eq!(log.last_index(), 4);
         assert!(!log.has_unstable());
         // A conflict at 3 truncates from 3 only.
-        assert_eq!(log.maybe_append(2, 1, ents(&[3], 3), false), Some(3));
+        assert_eq!(log.maybe_append(2, 1, ents(&[3], 3), false, true), Some(3));
         assert_eq!(log.last_index(), 3);
         assert_eq!(log.term(3), Some(3));
         let (truncated, new) = log.take_unstable();
@@ -350,10 +353,10 @@ mod tests {
         assert_eq!(new, ents(&[3], 3));
         // With the bug switch the stale prefix erases what follows.
         log.append(ents(&[3, 3], 4));
-        assert_eq!(log.maybe_append(1, 1, ents(&[1], 2), true), Some(2));
+        assert_eq!(log.maybe_append(1, 1, ents(&[1], 2), true, false), Some(2));
         assert_eq!(log.last_index(), 2);
         // Mismatch at prev.
-        assert_eq!(log.maybe_append(2, 9, vec![], false), None);
+        assert_eq!(log.maybe_append(2, 9, vec![], false, true), None);
     }
 
     #[test]

@@ -322,6 +322,13 @@ impl Node {
                 snapshot: current,
             });
         }
+        if self.log.term(index).is_none() {
+            // Only reachable with a bug switch that lets the log lose applied entries.
+            return Err(CompactError::NotInLog {
+                index,
+                last: self.log.last_index(),
+            });
+        }
         let meta = self.log.compact(index);
         let snap = Snapshot { meta, data };
         self.snapshot = Some(snap.clone());

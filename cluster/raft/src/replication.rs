@@ -229,11 +229,15 @@ impl Node {
             return;
         }
         let truncate_matching = self.cfg.bugs.contains(Bug::TruncateMatching);
+        let strict = self.cfg.bugs.is_empty();
         let had_conf = self.log.conf_index();
-        match self
-            .log
-            .maybe_append(prev_log_index, prev_log_term, entries, truncate_matching)
-        {
+        match self.log.maybe_append(
+            prev_log_index,
+            prev_log_term,
+            entries,
+            truncate_matching,
+            strict,
+        ) {
             Some(last_new) => {
                 self.log.commit_to(commit.min(last_new));
                 self.after_log_change(had_conf);

@@ -195,3 +195,19 @@ fn bug_truncate_matching_is_caught() {
             | ViolationKind::LostWrite { .. }
     ));
 }
+
+/// With a bug switch on, the core misbehaves as designed but never panics: the node process
+/// and the model checker see wrong answers, not crashes. (A run stops at its first
+/// violation, so this covers the behaviour up to it.)
+#[test]
+fn bug_switches_never_panic() {
+    for bug in Bug::ALL {
+        for shape in [three, membership, figure8, unreliable] {
+            for seed in 0..60 {
+                let mut c = shape(seed);
+                c.bugs = Bugs::only(bug);
+                let _ = Sim::new(c).run();
+            }
+        }
+    }
+}
