@@ -37,6 +37,7 @@ mod prepare;
 mod report;
 mod run;
 mod search;
+pub mod txn;
 
 pub use report::{
     Blocked, Counterexample, KeyReport, OpSummary, PartialLinearization, Report, Step,
@@ -58,11 +59,15 @@ pub enum ModelKind {
     /// Read, write, cas and append (strings concatenate; absent is `null`).
     #[default]
     Kv,
+    /// Knossos' multi-register: `txn` ops reading and writing several named registers at
+    /// once (see [`txn`]); `initial` is a map from register name to value, or one value
+    /// for every register.
+    MultiRegister,
 }
 
 impl ModelKind {
     /// Every name accepted by `FromStr`.
-    pub const NAMES: [&'static str; 3] = ["register", "cas-register", "kv"];
+    pub const NAMES: [&'static str; 4] = ["register", "cas-register", "kv", "multi-register"];
 }
 
 impl fmt::Display for ModelKind {
@@ -71,13 +76,14 @@ impl fmt::Display for ModelKind {
             ModelKind::Register => "register",
             ModelKind::CasRegister => "cas-register",
             ModelKind::Kv => "kv",
+            ModelKind::MultiRegister => "multi-register",
         })
     }
 }
 
 /// A model name that is not one of [`ModelKind::NAMES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model {0:?}: expected register, cas-register or kv")]
+#[error("unknown model {0:?}: expected register, cas-register, kv or multi-register")]
 pub struct UnknownModel(pub String);
 
 impl FromStr for ModelKind {
@@ -88,6 +94,7 @@ impl FromStr for ModelKind {
             "register" => Ok(ModelKind::Register),
             "cas-register" => Ok(ModelKind::CasRegister),
             "kv" => Ok(ModelKind::Kv),
+            "multi-register" => Ok(ModelKind::MultiRegister),
             other => Err(UnknownModel(other.to_string())),
         }
     }

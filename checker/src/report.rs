@@ -168,6 +168,8 @@ impl OpSummary {
                 Some([e, n]) => format!("cas {}->{}", show(e), show(n)),
                 _ => format!("cas {}", show(&self.input)),
             },
+            // A completed txn shows what its reads returned.
+            "txn" => format!("txn {}", show(self.output.as_ref().unwrap_or(&self.input))),
             f => format!("{f} {}", show(&self.input)),
         }
     }

@@ -26,11 +26,12 @@ use std::time::Instant;
 /// Rejects operations the model does not know and malformed values, before any search.
 pub(crate) fn validate(history: &History, model: ModelKind) -> Result<(), CheckError> {
     for op in &history.operations {
-        let allowed = match op.f {
-            F::Read | F::Write => true,
-            F::Cas => model != ModelKind::Register,
+        let multi = model == ModelKind::MultiRegister;
+        let allowed = match &op.f {
+            F::Read | F::Write => !multi,
+            F::Cas => !multi && model != ModelKind::Register,
             F::Append => model == ModelKind::Kv,
-            F::Other(_) => false,
+            F::Other(f) => multi && f == "txn",
         };
         if !allowed {
             return Err(CheckError::UnsupportedOp {
@@ -54,6 +55,9 @@ pub(crate) fn validate(history: &History, model: ModelKind) -> Result<(), CheckE
                 return Err(bad("[expected, new]"));
             }
             F::Append if !op.input.is_string() => return Err(bad("a string to append")),
+            F::Other(_) if crate::txn::micro_ops(&op.input).is_none() => {
+                return Err(bad("[[\"read\" | \"write\", register, value], ...]"));
+            }
             _ => {}
         }
     }
@@ -156,6 +160,9 @@ fn check_key(
             counterexample: None,
             unknown_reason: Some(UnknownReason::Stopped),
         }
+    } else if opts.model == ModelKind::MultiRegister {
+        let h = crate::txn::txn_history(ops, &opts.initial);
+        check_encoded(history, key, ops, &h, opts, budget)
     } else if text {
         check_encoded(
             history,
@@ -294,6 +301,7 @@ fn reason(op: &Operation, state: &Value, legal: bool) -> String {
             show(state)
         ),
         F::Append => format!("it appends to {}, which is not a string", show(state)),
+        F::Other(_) => format!("its reads do not match the registers {}", show(state)),
         _ => format!("illegal with the value {}", show(state)),
     }
 }

@@ -4,10 +4,9 @@
 //! Porcupine's Jepsen etcd logs: cas-register from absent (`etcd_095.log` is empty, so
 //! trivially linearizable; Porcupine has no test for it). Porcupine's kv logs: kv with every
 //! key initially "" (Porcupine's `kvModel`). Knossos' cas-register histories:
-//! `(cas-register 0)`, with Knossos' reading of a nil read (any value). Not covered, because
-//! no model here fits: `knossos/mutex/bad/etcd.edn` (EXPECTED.md asserts no verdict) and
-//! `knossos/multi-register/good/multi-register.edn` (multi-key transactions; see
-//! `multi_register_txn_is_rejected_as_unsupported`).
+//! `(cas-register 0)`, with Knossos' reading of a nil read (any value); the multi-register
+//! history with `(multi-register {:x 0 :y 0})`. Not covered: `knossos/mutex/bad/etcd.edn`
+//! (EXPECTED.md asserts no verdict, and there is no mutex model here).
 
 use checker::{check, ModelKind, Options, Verdict};
 use histories::{read_path, Format};
@@ -320,16 +319,23 @@ corpus! {
 }
 
 #[test]
-fn multi_register_txn_is_rejected_as_unsupported() {
-    let h = read_path(
-        &corpus("knossos/multi-register/good/multi-register.edn"),
+fn knossos_multi_register_linearizable() {
+    let rel = "knossos/multi-register/good/multi-register";
+    let v = verdict(
+        &format!("{rel}.edn"),
         Format::Edn,
-    )
-    .unwrap();
-    let opts = Options {
-        model: ModelKind::Kv,
-        ..Options::default()
-    };
-    let err = checker::try_check(&h, &opts).unwrap_err();
-    assert!(err.to_string().contains("txn"), "{err}");
+        ModelKind::MultiRegister,
+        json!({"x": 0, "y": 0}),
+        true,
+    );
+    assert_eq!(v, Verdict::Linearizable);
+    // The same history from y = 7: its early reads of y = 0 cannot be explained.
+    let v = verdict(
+        &format!("{rel}.edn"),
+        Format::Edn,
+        ModelKind::MultiRegister,
+        json!({"x": 0, "y": 7}),
+        true,
+    );
+    assert_eq!(v, Verdict::NotLinearizable);
 }

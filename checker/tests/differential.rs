@@ -36,7 +36,7 @@ fn small_config(seed: u64, rng: &mut StdRng) -> (GenConfig, ModelKind) {
     let mix = match model {
         ModelKind::Register => [3, 2, 0, 0],
         ModelKind::CasRegister => [3, 2, 2, 0],
-        ModelKind::Kv => [3, 2, 1, 2],
+        _ => [3, 2, 1, 2],
     };
     let initial = if rng.gen_bool(0.5) {
         json!(0)
