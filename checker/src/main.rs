@@ -45,7 +45,8 @@ struct CheckArgs {
     /// File format: auto (detect from the first line), jsonl, edn, porcupine-kv, jepsen-log.
     #[arg(long, default_value = "auto")]
     format: Format,
-    /// Model: register, cas-register or kv. Default by format: EDN and etcd logs
+    /// Model: register, cas-register, kv or multi-register (Knossos txn histories; give
+    /// --initial as a map, e.g. '{"x":0,"y":0}'). Default by format: EDN and etcd logs
     /// cas-register, Porcupine kv logs and JSON Lines kv.
     #[arg(long)]
     model: Option<ModelKind>,
@@ -70,6 +71,10 @@ struct CheckArgs {
     /// Print one JSON object per file (the full report) instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML report (timeline, latency, counterexample) to this
+    /// file; takes exactly one history file.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
 }
 
 fn parse_json(s: &str) -> Result<Value, String> {
@@ -127,9 +132,35 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
         threads: args.threads.unwrap_or(Options::default().threads),
     };
     match try_check(&history, &opts) {
-        Ok(report) => FileResult::Checked(report),
+        Ok(report) => match args
+            .html
+            .as_deref()
+            .map(|o| write_html(o, path, &history, &report))
+        {
+            Some(Err(e)) => FileResult::Bad(e),
+            _ => FileResult::Checked(report),
+        },
         Err(e) => FileResult::Bad(format!("{}: {e}", path.display())),
     }
+}
+
+/// Writes the HTML report of one checked history, with each counterexample's explanation.
+fn write_html(
+    out: &Path,
+    path: &Path,
+    history: &histories::History,
+    report: &Report,
+) -> Result<(), String> {
+    let mut v = serde_json::to_value(report).map_err(|e| e.to_string())?;
+    if let Some(keys) = v["keys"].as_array_mut() {
+        for (k, j) in report.keys.iter().zip(keys) {
+            if let Some(c) = &k.counterexample {
+                j["explanation"] = c.explain().into();
+            }
+        }
+    }
+    let page = report::check_report(history, &v, &path.display().to_string(), None);
+    report::write(out, &page).map_err(|e| format!("writing the HTML report: {e}"))
 }
 
 fn print_text(path: &Path, report: &Report) {
@@ -176,6 +207,10 @@ fn emit(text: &str) {
 }
 
 fn run_check(args: &CheckArgs) -> u8 {
+    if args.html.is_some() && args.files.len() != 1 {
+        eprintln!("--html writes one report: give exactly one history file");
+        return 2;
+    }
     let mut code = 0u8;
     let rank = |c: u8| match c {
         2 => 3,
