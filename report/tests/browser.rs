@@ -219,6 +219,19 @@ fn chromium_renders_reports_without_errors() {
         "blank-looking screenshot"
     );
 
+    // The detector itself: the same page with its script broken must show the error and no
+    // marker, or the checks above prove nothing.
+    let page = std::fs::read_to_string(&small).unwrap();
+    let broken = dir.join("broken.html");
+    std::fs::write(&broken, page.replacen("JSON.parse(", "JSON.parsee(", 1)).unwrap();
+    let url = format!("file://{}", broken.display());
+    let (dom, _, _) = run(&bin, &url, &["--dump-dom".to_string()], &dir);
+    assert!(!dom.contains("data-rendered=\"ok\""));
+    assert!(
+        dom.contains("data-count=\"1\"") && dom.contains("Uncaught"),
+        "{dom}"
+    );
+
     // 100,000 operations with faults and a counterexample, as a nemesis run.
     let h = synthetic(100_000, 50, 100, 300);
     let big = dir.join("run-100k.html");
