@@ -7,19 +7,28 @@
 //! so a uniform walk almost never times a node out while messages are still in flight, and
 //! the deep bugs (Figure 8, stale reads after a leader change) need exactly that. Drawing the
 //! odds per walk ("swarm" testing) covers both calm walks and walks full of elections.
+//!
+//! It only picks steps that change the state: stateright 0.31 records the index of every
+//! step a walk tries, no-ops included, into a list it shrinks as it tries, and rebuilds the
+//! path from those indices against the full list, so a walk that tried a no-op was replayed
+//! as a different path (or the rebuild panicked). Picking a real step first keeps the
+//! recorded indices exact.
 
 use super::properties::RaftModel;
 use super::trace::Action;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::actor::{ActorModelAction, Id};
-use stateright::Chooser;
+use stateright::{Chooser, Model};
+use std::sync::Arc;
 
 /// Picks steps by kind, with per-walk odds.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone)]
 pub struct Scheduler {
     /// Node actors (ids `0..nodes`); the others are clients.
     pub nodes: usize,
+    /// The model, to tell real steps from no-ops.
+    pub model: Arc<RaftModel>,
 }
 
 /// One walk's generator and odds (per mille).
@@ -57,7 +66,7 @@ impl Chooser<RaftModel> for Scheduler {
     fn choose_action(
         &self,
         walk: &mut Walk,
-        _state: &super::RaftState,
+        state: &super::RaftState,
         actions: &[Action],
     ) -> usize {
         let kind = |a: &Action| match a {
@@ -86,13 +95,16 @@ impl Chooser<RaftModel> for Scheduler {
         } else {
             0
         };
-        let of_kind: Vec<usize> = (0..actions.len())
-            .filter(|&i| kind(&actions[i]) == wanted)
-            .collect();
-        if of_kind.is_empty() {
-            walk.rng.gen_range(0..actions.len())
-        } else {
-            of_kind[walk.rng.gen_range(0..of_kind.len())]
+        let mut order: Vec<usize> = (0..actions.len()).collect();
+        // Shuffle, then put the wanted kind first: the first real step of that kind wins.
+        for i in (1..order.len()).rev() {
+            let j = walk.rng.gen_range(0..=i);
+            order.swap(i, j);
         }
+        order.sort_by_key(|&i| kind(&actions[i]) != wanted);
+        order
+            .into_iter()
+            .find(|&i| self.model.next_state(state, actions[i].clone()).is_some())
+            .unwrap_or(0)
     }
 }

@@ -24,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Check every state within this many steps (0: no bound).
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = 8)]
     pub depth: usize,
     /// Highest term explored.
     #[arg(long, default_value_t = 2)]

@@ -183,8 +183,8 @@ pub fn linearizability(_cfg: &ModelCfg, state: &RaftState) -> Option<String> {
         return None;
     }
     Some(format!(
-        "no order of the clients' operations explains their results: {:?}",
-        state.history.tester
+        "no order of the clients' operations explains their results: {}",
+        state.history.describe()
     ))
 }
 

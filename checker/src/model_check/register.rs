@@ -76,6 +76,9 @@ pub struct History {
     pub tester: LinearizabilityTester<u8, CasRegister>,
     /// Operations returned, per client.
     pub returned: Vec<u8>,
+    /// Per client, its operations and their results so far (for explanations; the same
+    /// facts as the tester's, so it adds no state).
+    pub ops: Vec<Vec<(Op, Option<Ret>)>>,
 }
 
 impl History {
@@ -84,7 +87,28 @@ impl History {
         History {
             tester: LinearizabilityTester::new(CasRegister::default()),
             returned: vec![0; clients],
+            ops: vec![Vec::new(); clients],
         }
+    }
+
+    /// The operations, one client per line part: `c1: Write(1) -> WriteOk, Read -> ReadOk(0)`.
+    pub fn describe(&self) -> String {
+        let clients: Vec<String> = self
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(k, ops)| {
+                let each: Vec<String> = ops
+                    .iter()
+                    .map(|(op, ret)| match ret {
+                        Some(r) => format!("{op:?} -> {r:?}"),
+                        None => format!("{op:?} -> (pending)"),
+                    })
+                    .collect();
+                format!("c{}: {}", k + 1, each.join(", "))
+            })
+            .collect();
+        clients.join("; ")
     }
 
     /// Whether some order of the operations explains every result.
@@ -107,6 +131,7 @@ impl History {
         h.tester
             .on_invoke(client, *op)
             .expect("a client has one operation in flight at a time");
+        h.ops[usize::from(client)].push((*op, None));
         Some(h)
     }
 
@@ -124,6 +149,9 @@ impl History {
         h.tester
             .on_return(client as u8, *ret)
             .expect("a reply matches the operation in flight");
+        if let Some(last) = h.ops[client].last_mut() {
+            last.1 = Some(*ret);
+        }
         Some(h)
     }
 }
