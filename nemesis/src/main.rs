@@ -116,7 +116,7 @@ pub struct RunArgs {
     /// Workload.
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadKind,
-    /// Faults to inject, comma separated: kill, pause, partition; or `none` for a clean run.
+    /// Faults to inject, comma separated: kill, pause, partition, isolate-leader; or `none`.
     #[arg(long, default_value = "kill,pause,partition")]
     pub faults: String,
     /// Partition backend.

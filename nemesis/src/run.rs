@@ -138,7 +138,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     let dir = rundir::create(args.run_dir.as_deref())?;
     println!("nemesis: seed {seed}; run directory {}", dir.display());
 
-    let backend = match faults.partition {
+    let backend = match faults.uses_net() {
         true => Some(choose_backend(args.net)?),
         false => None,
     };
