@@ -14,9 +14,9 @@
 //!   timer (fewer idle steps per walk), about 30 s: three leaders in
 //!   turn, the third commits the first's entry by counting replicas, the fourth (whose log
 //!   ends in term 2) overwrites it. No crash is needed: leaders lose office by messages.
-//! - `unsafe-membership`: NOT checked here. The model proposes no membership change (the
-//!   clients issue reads, writes and cas only), so the switch cannot show; covering it needs
-//!   spare nodes and an actor proposing `ConfChange`s.
+//! - `unsafe-membership`: seeded random walks with the membership workload (leaders propose
+//!   removing a voter): the leader of term 1 removes two voters without waiting, commits
+//!   alone, and a leader of term 2 elected in the old configuration lacks its entries.
 
 use checker::model_check::{check, check_with_threads, Bounds, Outcome, Search, Violation};
 use raft::{Bug, Bugs};
@@ -225,4 +225,54 @@ fn commit_old_term_loses_a_committed_entry() {
         "{}",
         v.property
     );
+}
+
+/// The membership workload: three voters, a leader may remove voters, no crash, one write.
+fn membership() -> Bounds {
+    Bounds {
+        max_term: 3,
+        max_log: 4,
+        max_crashes: 0,
+        membership: true,
+        depth: Some(40),
+        ..Bounds::default()
+    }
+}
+
+#[test]
+fn unsafe_membership_loses_a_committed_entry() {
+    let v = hunt(
+        Bug::UnsafeMembership,
+        membership(),
+        Search::Simulation { seed: 1 },
+        Duration::from_secs(120),
+    );
+    assert!(
+        [
+            "election safety",
+            "leader completeness",
+            "state machine safety"
+        ]
+        .contains(&v.property),
+        "{}",
+        v.property
+    );
+    // The counterexample goes through a membership change.
+    assert!(v.trace.contains("proposes removing a voter"), "{}", v.trace);
+}
+
+#[test]
+fn correct_core_survives_the_membership_workload() {
+    let o = check(
+        &membership(),
+        Search::Simulation { seed: 1 },
+        Some(Duration::from_secs(10)),
+    )
+    .unwrap();
+    summary("correct core, membership workload", &o);
+    for v in &o.violations {
+        println!("{}: {}\n{}", v.property, v.explanation, v.trace);
+    }
+    assert!(o.violations.is_empty(), "false alarm");
+    assert!(o.committed);
 }

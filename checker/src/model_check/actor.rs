@@ -6,7 +6,7 @@
 //! persists goes out through `Out::save` and comes back through `on_start` after a `Recover`.
 
 use super::register::{Op, Ret, Value};
-use raft::{Config, Entry, EntryKind, Message, Node, PersistedState, Ready, Role};
+use raft::{ConfChange, Config, Entry, EntryKind, Message, Node, PersistedState, Ready, Role};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
@@ -71,6 +71,9 @@ pub enum Timer {
     Election,
     /// A leader's heartbeat interval elapsed: tick until it sends heartbeats.
     Heartbeat,
+    /// A leader's administrator wants a membership change (only with the membership
+    /// workload): remove the highest-numbered other voter.
+    Membership,
 }
 
 /// A safety monitor that fired inside a step (the properties read it from the state).
@@ -313,6 +316,8 @@ pub struct NodeActor {
     pub heartbeat: bool,
     /// Leave the core's clock fields out of its fingerprint (see [`fingerprint_node`]).
     pub abstract_clock: bool,
+    /// The membership workload: a leader may propose removing a voter at any time.
+    pub membership: bool,
 }
 
 /// A client with its script of operations.
@@ -575,6 +580,14 @@ impl NodeActor {
     }
 
     fn set_timers(&self, s: &NodeState, o: &mut NodeOut) {
+        // Only with the workload on, so the default model emits exactly what it did before.
+        if self.membership {
+            if s.node.role() == Role::Leader && removable(&s.node).is_some() {
+                o.set_timer(Timer::Membership, stateright::actor::model_timeout());
+            } else {
+                o.cancel_timer(Timer::Membership);
+            }
+        }
         if s.node.role() == Role::Leader {
             o.cancel_timer(Timer::Election);
             if self.heartbeat {
@@ -592,6 +605,23 @@ impl NodeActor {
             _ => s.node.propose(encode_command(client, seq, op)).is_ok(),
         }
     }
+}
+
+/// The voter the membership workload removes next: the highest-numbered voter of the
+/// node's latest configuration other than itself.
+///
+/// Why removals only, one fixed choice: two removals from three voters already leave
+/// configurations whose quorums do not overlap ({1,2,3} then {1}), which is all the
+/// `unsafe-membership` switch needs to show, and a fixed choice adds one step per leader
+/// instead of one per voter to the branching.
+fn removable(node: &Node) -> Option<u64> {
+    let me = node.status().id;
+    node.log()
+        .membership()
+        .all_voters()
+        .into_iter()
+        .rev()
+        .find(|&v| v != me)
 }
 
 /// Ticks until the core has something to do (a campaign, a heartbeat), at most `limit`
@@ -715,6 +745,13 @@ impl Actor for RaftActor {
             }),
             Timer::Heartbeat => a.handle(state, o, |s, _| {
                 s.node.role() == Role::Leader && tick_until_ready(&mut s.node, limit)
+            }),
+            // The correct core refuses while no entry of the term is committed or another
+            // change is pending: then nothing changes and the timer stays set.
+            Timer::Membership => a.handle(state, o, |s, _| {
+                s.node.role() == Role::Leader
+                    && removable(&s.node)
+                        .is_some_and(|v| s.node.propose_conf_change(ConfChange::Remove(v)).is_ok())
             }),
         }
     }

@@ -57,6 +57,10 @@ pub struct Args {
     /// identity: fewer states, slower per state.
     #[arg(long)]
     pub abstract_clock: bool,
+    /// The membership workload: leaders may propose removing a voter at any time (needed
+    /// for `--bug unsafe-membership` to show).
+    #[arg(long)]
+    pub membership: bool,
     /// Bug switches of the core, comma-separated (commit-old-term, forget-vote, …).
     #[arg(long, default_value = "none")]
     pub bug: Bugs,
@@ -85,6 +89,7 @@ impl Args {
             pre_vote: self.pre_vote,
             bugs: self.bug,
             abstract_clock: self.abstract_clock,
+            membership: self.membership,
         }
     }
 
@@ -152,7 +157,7 @@ pub fn run(args: &Args) -> u8 {
         return serve(&bounds, addr, timeout);
     }
     println!(
-        "model-check: {} nodes, max term {}, max log {}, {} restart(s), {} client op(s), depth {}, {}, bugs: {}",
+        "model-check: {} nodes, max term {}, max log {}, {} restart(s), {} client op(s), depth {}, {}, bugs: {}{}",
         bounds.nodes,
         bounds.max_term,
         bounds.max_log,
@@ -168,6 +173,11 @@ pub fn run(args: &Args) -> u8 {
             "none".to_string()
         } else {
             bounds.bugs.to_string()
+        },
+        if bounds.membership {
+            ", membership workload"
+        } else {
+            ""
         }
     );
     match check(&bounds, args.search(), timeout) {

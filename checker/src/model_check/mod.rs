@@ -59,6 +59,10 @@ pub struct Bounds {
     pub bugs: Bugs,
     /// Leave the core's clock fields out of the state's identity (see [`fingerprint_node`]).
     pub abstract_clock: bool,
+    /// The membership workload: a leader may propose removing a voter (the highest-numbered
+    /// other voter of its latest configuration) at any time. Off by default, so the default
+    /// check is unchanged.
+    pub membership: bool,
 }
 
 impl Default for Bounds {
@@ -80,6 +84,7 @@ impl Default for Bounds {
             pre_vote: false,
             bugs: Bugs::none(),
             abstract_clock: false,
+            membership: false,
         }
     }
 }
@@ -160,6 +165,7 @@ impl Bounds {
                 clients,
                 heartbeat: self.heartbeat,
                 abstract_clock: self.abstract_clock,
+                membership: self.membership,
             }));
         }
         for k in 0..clients {

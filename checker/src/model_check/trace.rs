@@ -124,6 +124,9 @@ pub fn describe_action(nodes: usize, action: &Action) -> String {
         ActorModelAction::Timeout(id, Timer::Heartbeat) => {
             format!("{} heartbeat timeout", name(id))
         }
+        ActorModelAction::Timeout(id, Timer::Membership) => {
+            format!("{} proposes removing a voter", name(id))
+        }
         ActorModelAction::Crash(id) => format!("{} crashes", name(id)),
         ActorModelAction::Recover(id) => format!("{} restarts from its disk", name(id)),
         ActorModelAction::SelectRandom { actor, .. } => format!("{} random choice", name(actor)),
