@@ -145,7 +145,10 @@ fn run_node(a: NodeArgs) -> anyhow::Result<()> {
         bugs,
         deadline: Duration::from_millis(a.deadline_ms.max(1)),
     };
-    // Two workers: the event loop blocks one in fsync while the other serves connections.
+    // Two workers serve connections and peers. The event loop itself is driven by `block_on`
+    // below, so it (and its fsync) runs on this main thread, not on a worker: every client
+    // request and reply crosses threads through a channel. Measured under C=32 load, those
+    // wake-ups dominate system time (BENCHMARKS.md); moving the loop is the next speed step.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
