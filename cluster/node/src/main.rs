@@ -145,13 +145,13 @@ fn run_node(a: NodeArgs) -> anyhow::Result<()> {
         bugs,
         deadline: Duration::from_millis(a.deadline_ms.max(1)),
     };
-    // Two workers serve connections and peers. The event loop itself is driven by `block_on`
-    // below, so it (and its fsync) runs on this main thread, not on a worker: every client
-    // request and reply crosses threads through a channel. Measured under C=32 load, those
-    // wake-ups dominate system time (BENCHMARKS.md); moving the loop is the next speed step.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs everything but the disk (see node.rs, "One thread, fsync beside it"):
+    // the event loop, every connection and every peer sender, so a request reaches the loop
+    // and its answer the connection without a cross-thread wake-up. Disk work runs on the
+    // blocking pool; one or two threads are all it ever uses, since the loop awaits each call.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .build()?;
     rt.block_on(async {
         let shutdown = async {

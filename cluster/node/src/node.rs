@@ -9,9 +9,13 @@
 //!   queued (up to [`MAX_DRAIN`]), and only then asks the core for its `Ready`. Every proposal
 //!   that arrived while the previous fsync ran therefore lands in one `Ready`, one WAL write
 //!   and one `fdatasync` (group commit), and one AppendEntries per follower.
-//! - **fsync on the loop thread.** The fsync runs inside `block_in_place`, so the runtime moves
-//!   the other tasks (HTTP connections, peer senders) to the other worker while the disk works;
-//!   the loop itself must wait anyway, because nothing it does next may precede durability.
+//! - **One thread, fsync beside it.** The node runs on a current-thread runtime: the loop, every
+//!   HTTP connection and every peer sender share one thread, so handing a request to the loop
+//!   and its answer back is a local task wake-up, not a cross-thread futex wake (measured under
+//!   load, those wake-ups were the largest share of system time). Disk work (the WAL write and
+//!   fsync, snapshots) goes to the blocking pool with [`Driver::on_disk`]; while the loop awaits
+//!   it the same thread keeps reading requests into the channel, which is what fills the next
+//!   group commit. The loop must wait anyway: nothing it does next may precede durability.
 //! - **Leader appends in parallel with its own fsync** (Raft dissertation §10.2.1, as etcd
 //!   does): a leader's AppendEntries, heartbeats and snapshots are queued *before* its local
 //!   fsync. Safe because the follower acknowledgements that could commit those entries are
@@ -128,7 +132,8 @@ enum Expiry {
 /// The loop's state (see the module docs).
 struct Driver {
     node: raft::Node,
-    storage: Storage,
+    /// `None` only while [`Driver::on_disk`] has it on the blocking pool.
+    storage: Option<Storage>,
     kv: Kv,
     transport: Arc<Transport>,
     shared: Arc<Shared>,
@@ -304,7 +309,7 @@ pub async fn run(
     tracing::info!(id = opts.id, listen = %opts.listen, applied = kv.applied, "node started");
     let mut driver = Driver {
         node,
-        storage,
+        storage: Some(storage),
         kv,
         transport,
         shared,
@@ -358,7 +363,7 @@ impl Driver {
                     break;
                 }
                 let rd = self.node.ready();
-                self.handle_ready(rd)?;
+                self.handle_ready(rd).await?;
             }
         }
     }
@@ -541,9 +546,9 @@ impl Driver {
     }
 
     /// The driver contract: persist, send, apply, answer, advance.
-    fn handle_ready(&mut self, mut rd: Ready) -> Result<(), NodeError> {
+    async fn handle_ready(&mut self, mut rd: Ready) -> Result<(), NodeError> {
         let hs_term = rd.hard_state.as_ref().map(|h| h.term);
-        let term_durable = hs_term.is_none_or(|t| t == self.storage.state().hard_state.term);
+        let term_durable = hs_term.is_none_or(|t| t == self.storage().state().hard_state.term);
         if self.node.role() == Role::Leader && term_durable {
             let (early, late): (Vec<Message>, Vec<Message>) =
                 std::mem::take(&mut rd.messages).into_iter().partition(|m| {
@@ -559,7 +564,28 @@ impl Driver {
             }
             rd.messages = late;
         }
-        self.persist(&rd)?;
+        // Entries already durable here and committed by a quorum are answered before this
+        // Ready's own fsync, not after it: the acknowledgements that committed them usually
+        // arrive while the previous fsync runs, in the same Ready as the next batch of
+        // proposals, and waiting for that batch's fsync would add a whole disk flush to every
+        // write's latency. Only this Ready's new entries need the flush; applying doesn't
+        // send anything, and the messages that report new state still wait for it below.
+        if term_durable && rd.snapshot.is_none() && rd.truncate_from.is_none() {
+            // (`apply` skips what it has seen, so the loop after the fsync takes the rest.)
+            let durable = self.storage().state().last_index();
+            for e in rd
+                .committed_entries
+                .iter()
+                .take_while(|e| e.index <= durable)
+            {
+                self.apply(e);
+            }
+            for r in std::mem::take(&mut rd.read_states) {
+                self.confirmed.push((r.ctx, r.index));
+            }
+            self.answer_reads();
+        }
+        self.persist(&rd).await?;
         for m in std::mem::take(&mut rd.messages) {
             self.send(m);
         }
@@ -604,7 +630,7 @@ impl Driver {
             });
         }
         self.node.advance(rd);
-        self.maybe_snapshot()?;
+        self.maybe_snapshot().await?;
         Ok(())
     }
 
@@ -617,17 +643,49 @@ impl Driver {
     /// so the core never finds its log ahead of its term (`TermBehindLog`) on restart. A
     /// prefix that holds the hard state but not the entries only has a commit index beyond
     /// the log, which the core clamps.
-    fn persist(&mut self, rd: &Ready) -> Result<(), NodeError> {
+    async fn persist(&mut self, rd: &Ready) -> Result<(), NodeError> {
         if let Some(s) = &rd.snapshot {
             let meta = to_storage_meta(&s.meta);
-            tokio::task::block_in_place(|| self.storage.install_snapshot(meta, &s.data, true))?;
+            let data = s.data.clone();
+            self.on_disk(move |st| st.install_snapshot(meta, &data, true))
+                .await?;
         }
-        if stage_ready(&mut self.storage, rd)? {
-            tokio::task::block_in_place(|| self.storage.sync())?;
+        if stage_ready(self.storage_mut(), rd)? {
+            self.on_disk(Storage::sync).await?;
         } else {
-            self.storage.write_unsynced()?;
+            // Page-cache write of a commit-index hint: microseconds, not worth a thread hop.
+            self.storage_mut().write_unsynced()?;
         }
         Ok(())
+    }
+
+    fn storage(&self) -> &Storage {
+        self.storage
+            .as_ref()
+            .expect("storage is back after every on_disk")
+    }
+
+    fn storage_mut(&mut self) -> &mut Storage {
+        self.storage
+            .as_mut()
+            .expect("storage is back after every on_disk")
+    }
+
+    /// Runs blocking disk work on the blocking pool and waits for it, leaving the runtime's
+    /// one thread free for connections meanwhile (see the module docs).
+    async fn on_disk<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Storage) -> T + Send + 'static,
+    ) -> T {
+        let mut st = self.storage.take().expect("on_disk calls do not overlap");
+        let (st, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&mut st);
+            (st, out)
+        })
+        .await
+        .expect("disk work does not panic");
+        self.storage = Some(st);
+        out
     }
 
     fn apply(&mut self, e: &raft::Entry) {
@@ -725,8 +783,8 @@ impl Driver {
         }
     }
 
-    fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
-        let since = self.kv.applied - self.storage.state().snapshot.index;
+    async fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
+        let since = self.kv.applied - self.storage().state().snapshot.index;
         if self.snapshot_every == 0 || since < self.snapshot_every {
             return Ok(());
         }
@@ -734,9 +792,9 @@ impl Driver {
         match self.node.compact(self.kv.applied, data) {
             Ok(snap) => {
                 let meta = to_storage_meta(&snap.meta);
-                tokio::task::block_in_place(|| {
-                    self.storage.install_snapshot(meta, &snap.data, false)
-                })?;
+                let data = snap.data;
+                self.on_disk(move |st| st.install_snapshot(meta, &data, false))
+                    .await?;
                 tracing::info!(index = snap.meta.index, "snapshot taken, log compacted");
             }
             Err(e) => tracing::debug!("no snapshot: {e}"),
