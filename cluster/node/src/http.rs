@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -29,6 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{self, Answer, ApiError, ClientOp, Input, Refusal};
+use crate::transport::Transport;
+use crate::wire;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -45,6 +47,8 @@ pub struct Shared {
     pub peers: RwLock<BTreeMap<u64, String>>,
     /// The event loop's input.
     pub tx: mpsc::Sender<Input>,
+    /// The peer links, which also carry forwarded client requests.
+    pub transport: Arc<Transport>,
     /// Keep-alive client for forwarding, its sockets bound to this node's IP.
     pub forward: Client<HttpConnector, Full<Bytes>>,
     /// How long a client request may take before it is answered 504.
@@ -58,6 +62,7 @@ impl Shared {
         own_ip: IpAddr,
         peers: BTreeMap<u64, String>,
         tx: mpsc::Sender<Input>,
+        transport: Arc<Transport>,
         deadline: Duration,
     ) -> Shared {
         let mut conn = HttpConnector::new();
@@ -71,6 +76,7 @@ impl Shared {
             id,
             peers: RwLock::new(peers),
             tx,
+            transport,
             forward,
             deadline,
         }
@@ -137,11 +143,14 @@ fn method_not_allowed(m: &Method, path: &str, allowed: &str) -> ApiError {
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let path = req.uri().path().to_string();
     let m = req.method().clone();
-    if path == "/raft" {
+    if path == "/raft" || path == "/raft/stream" {
         if m != Method::POST {
             return Err(method_not_allowed(&m, &path, "POST"));
         }
-        return peer(shared, req).await;
+        if path == "/raft" {
+            return peer(shared, req).await;
+        }
+        return peer_stream(shared, req).await;
     }
     if path == "/status" {
         if m != Method::GET {
@@ -164,7 +173,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Api
         let op = api::parse_admin(which, &body)?;
         let (reply, rx) = oneshot::channel();
         send(shared, Input::Admin { op, reply }).await?;
-        return answer(shared, rx, &m, &path, body, forwarded, true).await;
+        return answer(shared, rx, &m, &path, body, forwarded, true, None).await;
     }
     let Some(rest) = path.strip_prefix("/kv/") else {
         return Err(not_found(&path));
@@ -197,8 +206,10 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Api
         _ => api::parse_append(key, &body)?,
     };
     let (reply, rx) = oneshot::channel();
+    // Kept in case this node is not the leader and must forward it (see `answer`).
+    let again = (!forwarded).then(|| op.clone());
     send(shared, Input::Client { op, reply }).await?;
-    answer(shared, rx, &m, &path, body, forwarded, !is_read).await
+    answer(shared, rx, &m, &path, body, forwarded, !is_read, again).await
 }
 
 fn not_found(path: &str) -> ApiError {
@@ -238,8 +249,8 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     }
 }
 
-/// `POST /raft`: hands the framed messages of a known peer to the event loop.
-async fn peer(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+/// The sender of peer messages, from `x-raft-from`: 400 without it, 403 for an unknown id.
+fn peer_id(shared: &Shared, req: &Request<Incoming>) -> Result<u64, ApiError> {
     let from = req
         .headers()
         .get(RAFT_FROM)
@@ -252,14 +263,91 @@ async fn peer(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiE
             format!("messages from unknown node id {from} refused"),
         ));
     }
-    let body = read_body(req).await?;
-    send(shared, Input::Peer { from, body }).await?;
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::NO_CONTENT;
-    Ok(r)
+    Ok(from)
 }
 
-/// Turns the event loop's answer into a response, forwarding to the leader if need be.
+/// `POST /raft`: hands one body of encoded messages of a known peer to the event loop.
+async fn peer(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let from = peer_id(shared, &req)?;
+    let body = read_body(req).await?;
+    send(shared, Input::Peer { from, body }).await?;
+    Ok(no_content())
+}
+
+fn no_content() -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// `POST /raft/stream`: a known peer's long-lived stream of frames (see `wire.rs`), each
+/// handled as soon as it is whole: Raft messages go to the event loop, forwarded client
+/// requests too (their answers go back on this node's own stream to the peer), answers to
+/// this node's forwarded requests to their waiting clients. Answered only when the stream
+/// ends: 204 if it ended between frames, 400 inside one or on a malformed frame, 413 for a
+/// frame over the limit.
+async fn peer_stream(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let from = peer_id(shared, &req)?;
+    let mut body = req.into_body();
+    let mut buf = BytesMut::new();
+    let refused = |e: wire::WireError| {
+        let status = match e {
+            wire::WireError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            wire::WireError::Malformed { .. } => StatusCode::BAD_REQUEST,
+        };
+        ApiError::definite(status, format!("peer stream from {from}: {e}"))
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("peer stream from {from} broke: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing for us
+        };
+        buf.extend_from_slice(&data);
+        while let Some(len) = wire::frame_len(&buf).map_err(refused)? {
+            if buf.len() < 4 + len {
+                break;
+            }
+            buf.advance(4);
+            let frame = wire::decode_frame(buf.split_to(len).freeze()).map_err(refused)?;
+            on_frame(shared, from, frame).await?;
+        }
+    }
+    if !buf.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "peer stream from {from} ended inside a frame ({} bytes left)",
+            buf.len()
+        )));
+    }
+    Ok(no_content())
+}
+
+async fn on_frame(shared: &Arc<Shared>, from: u64, frame: wire::Frame) -> Result<(), ApiError> {
+    for (id, res) in frame.answers {
+        shared.transport.resolve(id, res);
+    }
+    if let Some(body) = frame.raft {
+        send(shared, Input::Peer { from, body }).await?;
+    }
+    for (id, op) in frame.forwards {
+        let (reply, rx) = oneshot::channel();
+        send(shared, Input::Client { op, reply }).await?;
+        let transport = shared.transport.clone();
+        tokio::spawn(async move {
+            let res = rx.await.unwrap_or_else(|_| {
+                Err(Refusal::Error(ApiError::unknown(
+                    "the leader stopped while the request was in flight",
+                )))
+            });
+            transport.answer(from, id, res);
+        });
+    }
+    Ok(())
+}
+
+/// Turns the event loop's answer into a response, forwarding to the leader if need be (never
+/// twice): a client operation (`op`) over the peer stream, an admin request over HTTP.
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     shared: &Arc<Shared>,
     rx: oneshot::Receiver<Result<Answer, Refusal>>,
@@ -268,6 +356,7 @@ async fn answer(
     body: Bytes,
     forwarded: bool,
     is_write: bool,
+    op: Option<ClientOp>,
 ) -> Result<Resp, ApiError> {
     let res = rx.await.map_err(|_| {
         if is_write {
@@ -281,19 +370,63 @@ async fn answer(
         Err(Refusal::Error(e)) => Err(e),
         Err(Refusal::NotLeader { leader }) => {
             let addr = leader.and_then(|l| shared.peer_addr(l));
-            match addr {
-                Some(addr) if !forwarded => forward(shared, m, path, body, &addr, is_write).await,
-                _ => Err(ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    message: if addr.is_some() {
-                        "not the leader".into()
-                    } else {
-                        "no leader known".into()
-                    },
-                    definite: true,
-                    leader: addr,
-                }),
+            match (leader, addr) {
+                (Some(leader), Some(addr)) if !forwarded => match op {
+                    Some(op) => forward_op(shared, leader, op, &addr).await,
+                    None => forward(shared, m, path, body, &addr, is_write).await,
+                },
+                (_, addr) => Err(not_leader(addr)),
             }
+        }
+    }
+}
+
+fn not_leader(addr: Option<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: if addr.is_some() {
+            "not the leader".into()
+        } else {
+            "no leader known".into()
+        },
+        definite: true,
+        leader: addr,
+    }
+}
+
+/// Forwards a client operation to the leader over the peer stream and waits for its answer
+/// (see `wire.rs`). Not queued at all: definite; no answer by the deadline: unknown.
+async fn forward_op(
+    shared: &Shared,
+    leader: u64,
+    op: ClientOp,
+    addr: &str,
+) -> Result<Resp, ApiError> {
+    let with_leader = |mut e: ApiError| {
+        e.leader = Some(addr.to_string());
+        e
+    };
+    let Some((id, rx)) = shared.transport.forward(leader, op) else {
+        return Err(with_leader(ApiError::definite(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leader unreachable (its queue is full)",
+        )));
+    };
+    match tokio::time::timeout(shared.deadline, rx).await {
+        Ok(Ok(Ok(a))) => Ok(success(a)),
+        Ok(Ok(Err(Refusal::Error(e)))) => Err(with_leader(e)),
+        // The leader we forwarded to has lost leadership; never forward twice.
+        Ok(Ok(Err(Refusal::NotLeader { leader }))) => {
+            Err(not_leader(leader.and_then(|l| shared.peer_addr(l))))
+        }
+        Ok(Err(_)) => Err(with_leader(ApiError::unknown(
+            "node stopped while a forwarded request was in flight",
+        ))),
+        Err(_) => {
+            shared.transport.cancel_forward(id);
+            Err(with_leader(ApiError::unknown(
+                "deadline passed while forwarding to the leader",
+            )))
         }
     }
 }

@@ -8,3 +8,4 @@ pub mod kv;
 pub mod node;
 pub mod storage;
 pub mod transport;
+pub mod wire;

@@ -294,17 +294,18 @@ pub async fn run(
             peers.entry(*id).or_insert_with(|| a.clone());
         }
     }
+    let transport = Arc::new(Transport::new(opts.id, own_ip));
+    for (id, a) in &peers {
+        transport.set_peer(*id, a.clone());
+    }
     let shared = Arc::new(Shared::new(
         opts.id,
         own_ip,
-        peers.clone(),
+        peers,
         tx,
+        transport.clone(),
         opts.deadline,
     ));
-    let transport = Arc::new(Transport::new(opts.id, own_ip));
-    for (id, a) in peers {
-        transport.set_peer(id, a);
-    }
     let server = tokio::spawn(http::serve(listener, shared.clone()));
     tracing::info!(id = opts.id, listen = %opts.listen, applied = kv.applied, "node started");
     let mut driver = Driver {

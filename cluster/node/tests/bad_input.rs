@@ -96,6 +96,64 @@ fn documented_errors_have_their_statuses() {
     check_alive(addr);
 }
 
+/// The peer stream (`POST /raft/stream`) refuses unknown senders (403), malformed frames
+/// (400) and oversized frames (413), and the node keeps serving.
+#[test]
+fn peer_streams_refuse_unknown_ids_and_bad_frames() {
+    // Node 2 is known (so its streams are read) but not a voter (so node 1 leads alone).
+    let c = Cluster::start(
+        "stream",
+        21,
+        1,
+        &["--peer", "2=127.0.21.2:1", "--voters", "1"],
+    );
+    c.wait_leader(Duration::from_secs(10));
+    let addr = &c.nodes[0].addr;
+    let stream = |from: u64, body: &[u8]| {
+        let mut req = format!(
+            "POST /raft/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-raft-from: {from}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        let resp = raw(addr, &req).expect("an answer");
+        let (st, b) = parse_response(&resp).expect("well-formed answer");
+        check_error_body(st, &b);
+        st
+    };
+    let frame = |payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    };
+    assert_eq!(stream(9, &[]), 403, "unknown sender");
+    assert_eq!(stream(1, &[]), 403, "a node's own id");
+    assert_eq!(stream(2, &[]), 204, "an empty stream ends cleanly");
+    assert_eq!(
+        stream(2, &frame(&[77, 0, 0, 0, 0])),
+        400,
+        "unknown section tag"
+    );
+    assert_eq!(
+        stream(2, &frame(&[2, 9, 0, 0, 0, 1])),
+        400,
+        "section longer than its frame"
+    );
+    assert_eq!(
+        stream(2, &frame(&[1, 0, 0])[..6]),
+        400,
+        "stream ends inside a frame"
+    );
+    assert_eq!(
+        stream(2, &(64u32 << 20).to_le_bytes()),
+        413,
+        "frame over the limit"
+    );
+    // Undecodable Raft messages in a well-formed frame are dropped, not fatal.
+    assert_eq!(stream(2, &frame(&[1, 2, 0, 0, 0, 0xff, 0xff])), 204);
+    check_alive(addr);
+}
+
 fn method() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("GET".to_string()),
@@ -117,6 +175,7 @@ fn path() -> impl Strategy<Value = String> {
         Just("/admin/remove".to_string()),
         Just("/admin/joint".to_string()),
         Just("/raft".to_string()),
+        Just("/raft/stream".to_string()),
         "/[a-z%0-9/]{0,20}",
     ]
 }

@@ -381,7 +381,7 @@ fn peer_connections_are_bound_to_the_node_address_and_carry_its_id() {
     let mut buf = vec![0u8; 4096];
     let n = s.read(&mut buf).unwrap();
     let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
-    assert!(head.starts_with("post /raft http/1.1"), "{head}");
+    assert!(head.starts_with("post /raft/stream http/1.1"), "{head}");
     assert!(head.contains("x-raft-from: 1\r\n"), "{head}");
     node.kill();
 }

@@ -1,0 +1,466 @@
+//! The peer stream's frames: Raft messages, client requests a follower forwards to the
+//! leader, and the leader's answers to them, batched together.
+//!
+//! A frame is a `u32` length (little-endian, counting what follows) and then sections, each a
+//! tag byte, a `u32` length and its bytes:
+//! - [`RAFT`]: messages as [`raft::encode_messages`] writes them;
+//! - [`FORWARD`]: a count, then per request its id (`u64`) and the encoded [`ClientOp`];
+//! - [`ANSWER`]: a count, then per answer the request's id and the encoded result.
+//!
+//! Why forward over the stream rather than as an HTTP request of its own: under load a
+//! follower's clients forward thousands of requests a second; each used to cost a request
+//! and a response on its own connection (four socket calls and as many wake-ups on two
+//! nodes). In a frame they ride with the Raft traffic that flows anyway, many per write,
+//! the way etcd forwards proposals inside its Raft transport. Measured in BENCHMARKS.md.
+//!
+//! Every decoder checks lengths and tags and returns an error, never panics: the bytes come
+//! from the network.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hyper::StatusCode;
+
+use crate::api::{Answer, ApiError, ClientOp, Refusal};
+use crate::kv::Command;
+
+/// Section tag: Raft messages.
+pub const RAFT: u8 = 1;
+/// Section tag: forwarded client requests.
+pub const FORWARD: u8 = 2;
+/// Section tag: answers to forwarded requests.
+pub const ANSWER: u8 = 3;
+
+/// Largest frame accepted (the same limit as an HTTP request body).
+pub const FRAME_LIMIT: usize = crate::http::BODY_LIMIT;
+
+/// Bytes that are not a well-formed frame.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// A frame announces more bytes than [`FRAME_LIMIT`].
+    #[error("frame of {0} bytes over the limit of {FRAME_LIMIT}")]
+    TooLarge(usize),
+    /// Something inside a frame does not decode.
+    #[error("malformed {what} in a peer frame")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+    },
+}
+
+fn bad(what: &'static str) -> WireError {
+    WireError::Malformed { what }
+}
+
+/// What one frame carries.
+#[derive(Debug, Default)]
+pub struct Frame {
+    /// Encoded Raft messages (for [`raft::decode_messages`]), if any.
+    pub raft: Option<Bytes>,
+    /// Forwarded requests: (id, operation).
+    pub forwards: Vec<(u64, ClientOp)>,
+    /// Answers: (id, result).
+    pub answers: Vec<(u64, Result<Answer, Refusal>)>,
+}
+
+/// Builds frames: add sections, then [`FrameBuilder::finish`].
+#[derive(Default)]
+pub struct FrameBuilder {
+    forwards: Vec<u8>,
+    n_forwards: u32,
+    answers: Vec<u8>,
+    n_answers: u32,
+}
+
+impl FrameBuilder {
+    /// Adds a forwarded request.
+    pub fn forward(&mut self, id: u64, op: &ClientOp) {
+        self.n_forwards += 1;
+        let at = self.forwards.len();
+        self.forwards.put_u64_le(id);
+        self.forwards.put_u32_le(0);
+        match op {
+            ClientOp::Read { key } => {
+                self.forwards.put_u8(0);
+                self.forwards.extend_from_slice(key.as_bytes());
+            }
+            ClientOp::Write(cmd) => {
+                self.forwards.put_u8(1);
+                self.forwards.extend_from_slice(&cmd.encode(0));
+            }
+        }
+        let len = (self.forwards.len() - at - 12) as u32;
+        self.forwards[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Adds the answer to forwarded request `id`.
+    pub fn answer(&mut self, id: u64, res: &Result<Answer, Refusal>) {
+        self.n_answers += 1;
+        let at = self.answers.len();
+        self.answers.put_u64_le(id);
+        self.answers.put_u32_le(0);
+        encode_answer(&mut self.answers, res);
+        let len = (self.answers.len() - at - 12) as u32;
+        self.answers[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// The frame, with `raft` (already encoded messages) as its first section if non-empty.
+    pub fn finish(self, raft: Option<Vec<u8>>) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_u32_le(0);
+        if let Some(r) = raft {
+            section(&mut out, RAFT, None, &r);
+        }
+        if self.n_forwards > 0 {
+            section(&mut out, FORWARD, Some(self.n_forwards), &self.forwards);
+        }
+        if self.n_answers > 0 {
+            section(&mut out, ANSWER, Some(self.n_answers), &self.answers);
+        }
+        let len = (out.len() - 4) as u32;
+        out[..4].copy_from_slice(&len.to_le_bytes());
+        out.freeze()
+    }
+}
+
+fn section(out: &mut BytesMut, tag: u8, count: Option<u32>, body: &[u8]) {
+    out.put_u8(tag);
+    out.put_u32_le((body.len() + if count.is_some() { 4 } else { 0 }) as u32);
+    if let Some(n) = count {
+        out.put_u32_le(n);
+    }
+    out.extend_from_slice(body);
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.put_u8(0),
+        Some(s) => {
+            out.put_u8(1);
+            put_str(out, s);
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.put_u32_le(s.len() as u32);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn encode_answer(out: &mut Vec<u8>, res: &Result<Answer, Refusal>) {
+    match res {
+        Ok(Answer::Value(v)) => {
+            out.put_u8(0);
+            put_opt_str(out, v.as_deref());
+        }
+        Ok(Answer::Done) => out.put_u8(1),
+        Ok(Answer::Appended(v)) => {
+            out.put_u8(2);
+            put_str(out, v);
+        }
+        Ok(Answer::CasFailed(v)) => {
+            out.put_u8(3);
+            put_opt_str(out, v.as_deref());
+        }
+        Ok(Answer::Index(i)) => {
+            out.put_u8(4);
+            out.put_u64_le(*i);
+        }
+        Err(Refusal::NotLeader { leader }) => {
+            out.put_u8(5);
+            match leader {
+                None => out.put_u8(0),
+                Some(l) => {
+                    out.put_u8(1);
+                    out.put_u64_le(*l);
+                }
+            }
+        }
+        Err(Refusal::Error(e)) => {
+            out.put_u8(6);
+            out.put_u16_le(e.status.as_u16());
+            out.put_u8(e.definite as u8);
+            put_str(out, &e.message);
+            put_opt_str(out, e.leader.as_deref());
+        }
+    }
+}
+
+/// A cursor that fails instead of panicking.
+struct Cur<'a>(&'a [u8]);
+
+impl<'a> Cur<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
+        if self.0.len() < n {
+            return Err(bad(what));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
+        Ok(self.take(1, what)?[0])
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
+        Ok(self.take(2, what)?.get_u16_le())
+    }
+    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
+        Ok(self.take(4, what)?.get_u32_le())
+    }
+    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
+        Ok(self.take(8, what)?.get_u64_le())
+    }
+    fn str(&mut self, what: &'static str) -> Result<String, WireError> {
+        let n = self.u32(what)? as usize;
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| bad(what))
+    }
+    fn opt_str(&mut self, what: &'static str) -> Result<Option<String>, WireError> {
+        match self.u8(what)? {
+            0 => Ok(None),
+            1 => Ok(Some(self.str(what)?)),
+            _ => Err(bad(what)),
+        }
+    }
+    fn done(&self, what: &'static str) -> Result<(), WireError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(bad(what))
+        }
+    }
+}
+
+fn decode_op(b: &[u8]) -> Result<ClientOp, WireError> {
+    let (&tag, rest) = b.split_first().ok_or_else(|| bad("forwarded operation"))?;
+    match tag {
+        0 => Ok(ClientOp::Read {
+            key: String::from_utf8(rest.to_vec()).map_err(|_| bad("forwarded key"))?,
+        }),
+        1 => {
+            let (_, cmd) = Command::decode(rest).map_err(|_| bad("forwarded command"))?;
+            if matches!(cmd, Command::SetPeer { .. }) {
+                // Only a leader's admin path proposes these, never a client.
+                return Err(bad("forwarded command"));
+            }
+            Ok(ClientOp::Write(cmd))
+        }
+        _ => Err(bad("forwarded operation tag")),
+    }
+}
+
+fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
+    let mut c = Cur(b);
+    let res = match c.u8("answer tag")? {
+        0 => Ok(Answer::Value(c.opt_str("value")?)),
+        1 => Ok(Answer::Done),
+        2 => Ok(Answer::Appended(c.str("value")?)),
+        3 => Ok(Answer::CasFailed(c.opt_str("value")?)),
+        4 => Ok(Answer::Index(c.u64("index")?)),
+        5 => Err(Refusal::NotLeader {
+            leader: match c.u8("leader")? {
+                0 => None,
+                1 => Some(c.u64("leader")?),
+                _ => return Err(bad("leader")),
+            },
+        }),
+        6 => {
+            let status = StatusCode::from_u16(c.u16("status")?).map_err(|_| bad("status"))?;
+            let definite = match c.u8("definite")? {
+                0 => false,
+                1 => true,
+                _ => return Err(bad("definite")),
+            };
+            Err(Refusal::Error(ApiError {
+                status,
+                definite,
+                message: c.str("message")?,
+                leader: c.opt_str("leader")?,
+            }))
+        }
+        _ => return Err(bad("answer tag")),
+    };
+    c.done("answer")?;
+    Ok(res)
+}
+
+/// Splits `(id, payload)` records off a FORWARD or ANSWER section.
+fn records<'a>(body: &'a [u8], what: &'static str) -> Result<Vec<(u64, &'a [u8])>, WireError> {
+    let mut c = Cur(body);
+    let n = c.u32(what)? as usize;
+    // Each record takes at least 12 bytes: refuse counts the section cannot hold.
+    if n > c.0.len() / 12 {
+        return Err(bad(what));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = c.u64(what)?;
+        let len = c.u32(what)? as usize;
+        out.push((id, c.take(len, what)?));
+    }
+    c.done(what)?;
+    Ok(out)
+}
+
+/// The length of the frame at the start of `buf`, once its 4-byte header is there.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, WireError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let n = u32::from_le_bytes(buf[..4].try_into().expect("four bytes")) as usize;
+    if n > FRAME_LIMIT {
+        return Err(WireError::TooLarge(n));
+    }
+    Ok(Some(n))
+}
+
+/// Decodes one frame's sections (`body` is the frame without its length header).
+pub fn decode_frame(body: Bytes) -> Result<Frame, WireError> {
+    let mut frame = Frame::default();
+    let mut at = 0;
+    while at < body.len() {
+        let mut c = Cur(&body[at..]);
+        let tag = c.u8("section tag")?;
+        let len = c.u32("section length")? as usize;
+        c.take(len, "section")?;
+        let start = at + 5;
+        let sec = body.slice(start..start + len);
+        at = start + len;
+        match tag {
+            RAFT => frame.raft = Some(sec),
+            FORWARD => {
+                for (id, op) in records(&sec, "forwarded requests")? {
+                    frame.forwards.push((id, decode_op(op)?));
+                }
+            }
+            ANSWER => {
+                for (id, a) in records(&sec, "answers")? {
+                    frame.answers.push((id, decode_answer(a)?));
+                }
+            }
+            _ => return Err(bad("section tag")),
+        }
+    }
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn answers() -> Vec<Result<Answer, Refusal>> {
+        vec![
+            Ok(Answer::Value(None)),
+            Ok(Answer::Value(Some("v".into()))),
+            Ok(Answer::Done),
+            Ok(Answer::Appended("abc".into())),
+            Ok(Answer::CasFailed(Some("x".into()))),
+            Ok(Answer::CasFailed(None)),
+            Ok(Answer::Index(42)),
+            Err(Refusal::NotLeader { leader: Some(3) }),
+            Err(Refusal::NotLeader { leader: None }),
+            Err(Refusal::Error(ApiError::unknown("deadline passed"))),
+            Err(Refusal::Error(ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "not the leader".into(),
+                definite: true,
+                leader: Some("127.0.0.2:7000".into()),
+            })),
+        ]
+    }
+
+    fn same(a: &Result<Answer, Refusal>, b: &Result<Answer, Refusal>) -> bool {
+        match (a, b) {
+            (Ok(x), Ok(y)) => x == y,
+            (Err(Refusal::NotLeader { leader: x }), Err(Refusal::NotLeader { leader: y })) => {
+                x == y
+            }
+            (Err(Refusal::Error(x)), Err(Refusal::Error(y))) => x == y,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_frame_of_every_section_round_trips() {
+        let ops = [
+            ClientOp::Read { key: "k1".into() },
+            ClientOp::Write(Command::Put {
+                key: "k".into(),
+                value: "v".into(),
+            }),
+            ClientOp::Write(Command::Cas {
+                key: "k".into(),
+                expected: None,
+                new: "n".into(),
+            }),
+            ClientOp::Write(Command::Append {
+                key: "k".into(),
+                value: "x".into(),
+            }),
+        ];
+        let mut b = FrameBuilder::default();
+        for (i, op) in ops.iter().enumerate() {
+            b.forward(i as u64 + 10, op);
+        }
+        for (i, a) in answers().iter().enumerate() {
+            b.answer(i as u64, a);
+        }
+        let f = b.finish(Some(vec![9, 8, 7]));
+        let len = frame_len(&f).unwrap().unwrap();
+        assert_eq!(len, f.len() - 4);
+        let got = decode_frame(f.slice(4..)).unwrap();
+        assert_eq!(got.raft.as_deref(), Some(&[9u8, 8, 7][..]));
+        let want: Vec<(u64, ClientOp)> = ops
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, o)| (i as u64 + 10, o))
+            .collect();
+        assert_eq!(got.forwards, want);
+        assert_eq!(got.answers.len(), answers().len());
+        for ((id, a), (i, b)) in got.answers.iter().zip(answers().iter().enumerate()) {
+            assert_eq!(*id, i as u64);
+            assert!(same(a, b), "{a:?} != {b:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_buffering() {
+        let mut buf = vec![0u8; 4];
+        buf[..4].copy_from_slice(&((FRAME_LIMIT + 1) as u32).to_le_bytes());
+        assert_eq!(frame_len(&buf), Err(WireError::TooLarge(FRAME_LIMIT + 1)));
+        assert_eq!(frame_len(&buf[..3]), Ok(None));
+    }
+
+    #[test]
+    fn a_client_cannot_forward_a_peer_address_change() {
+        let mut b = FrameBuilder::default();
+        b.forward(
+            1,
+            &ClientOp::Write(Command::SetPeer {
+                id: 7,
+                addr: "x".into(),
+            }),
+        );
+        let f = b.finish(None);
+        assert!(decode_frame(f.slice(4..)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_frame(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn every_cut_inside_a_section_is_an_error(cut in 1usize..60) {
+            let mut b = FrameBuilder::default();
+            b.forward(1, &ClientOp::Read { key: "key".into() });
+            b.answer(2, &Ok(Answer::Appended("value".into())));
+            let f = b.finish(None);
+            let body = f.slice(4..);
+            let first = 5 + u32::from_le_bytes(body[1..5].try_into().unwrap()) as usize;
+            prop_assume!(cut < body.len() && cut != first);
+            prop_assert!(decode_frame(body.slice(..cut)).is_err());
+        }
+    }
+}
