@@ -350,3 +350,80 @@ async fn sender(t: Arc<Transport>, to: u64, addr: String, mut rx: mpsc::Receiver
         backoff = (backoff * 2).min(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Command;
+    use tokio::io::AsyncReadExt;
+
+    fn write_op() -> ClientOp {
+        ClientOp::Write(Command::Put {
+            key: "k".into(),
+            value: "v".into(),
+        })
+    }
+
+    async fn outcome(rx: ForwardReply) -> ApiError {
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(Err(Refusal::Error(e)))) => e,
+            other => panic!("expected an error answer, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forward_to_an_unknown_peer_is_never_queued() {
+        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
+        assert!(t.forward(7, write_op()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_forward_that_never_left_fails_definitely() {
+        // A port nothing listens on: every connect is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
+        t.set_peer(2, format!("127.0.0.1:{port}"));
+        let (_, rx) = t.forward(2, write_op()).expect("queued");
+        let e = outcome(rx).await;
+        assert!(e.definite, "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_write_whose_connection_breaks_is_unknown() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A peer that reads the stream until the first frame (the forwarded request) has
+        // arrived after the request head, then hangs up without answering.
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let body_started = seen
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .is_some_and(|at| seen.len() > at + 4);
+                if body_started {
+                    break;
+                }
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
+        t.set_peer(2, addr.to_string());
+        let (_, rx) = t.forward(2, write_op()).expect("queued");
+        let e = outcome(rx).await;
+        assert!(
+            !e.definite,
+            "a write that may have arrived is unknown: {e:?}"
+        );
+        assert_eq!(e.status, hyper::StatusCode::GATEWAY_TIMEOUT);
+    }
+}
