@@ -38,6 +38,7 @@ mod report;
 mod run;
 mod search;
 pub mod txn;
+mod witness;
 
 pub use report::{
     Blocked, Counterexample, KeyReport, OpSummary, PartialLinearization, Report, Step,

@@ -197,3 +197,70 @@ fn planted_violations_are_reported_not_linearizable() {
     }
     assert!(stale > 100, "only {stale} stale reads planted");
 }
+
+/// Keys of only reads and appends take the witness fast path (`witness.rs`) when the reads
+/// fix a linearization, and the search otherwise: either way the verdict must be
+/// stateright's, on valid histories and on mutated ones (a read cut short or grown).
+#[test]
+fn agrees_with_stateright_on_append_only_histories() {
+    let mut rng = StdRng::seed_from_u64(77);
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..500u64 {
+        let processes = [2, 3, 4][rng.gen_range(0..3)];
+        let cfg = GenConfig {
+            processes,
+            keys: rng.gen_range(1..=2),
+            ops: rng.gen_range(1..=[0, 0, 12, 10, 8][processes]),
+            info_rate: [0.0, 0.1, 0.3][rng.gen_range(0..3)],
+            mix: [3, 0, 0, 3],
+            values: 3,
+            initial: if rng.gen_bool(0.3) {
+                json!("s")
+            } else {
+                Value::Null
+            },
+            seed,
+        };
+        let h = generate::history(&cfg);
+        assert!(agree(&h, ModelKind::Kv, &cfg.initial, &format!("{cfg:?}")));
+        valid += 1;
+        if let Some(m) = mutate(&h, &mut rng) {
+            if agree(&m, ModelKind::Kv, &cfg.initial, &format!("mutated {cfg:?}")) {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+    }
+    assert!(
+        invalid > 100,
+        "only {invalid} non-linearizable histories of {}",
+        valid + invalid
+    );
+}
+
+/// A long append history is decided by the witness without the search: with a memory
+/// budget of one byte the search could only answer `unknown`.
+#[test]
+fn long_append_keys_are_decided_without_the_search() {
+    for seed in 0..5 {
+        let cfg = GenConfig {
+            processes: 10,
+            keys: 1,
+            ops: 3_000,
+            info_rate: 0.05,
+            mix: [1, 0, 0, 1],
+            values: 0,
+            initial: Value::Null,
+            seed,
+        };
+        let h = generate::history(&cfg);
+        let mut opts = options(ModelKind::Kv, Value::Null);
+        opts.memory_limit_bytes = Some(1);
+        assert_eq!(check(&h, &opts).verdict, Verdict::Linearizable, "{cfg:?}");
+        // Cut one read short: the witness fails, the search runs and spends its budget.
+        let mut rng = StdRng::seed_from_u64(seed);
+        let m = mutate(&h, &mut rng).expect("the history has reads");
+        assert_ne!(check(&m, &opts).verdict, Verdict::Linearizable);
+    }
+}
