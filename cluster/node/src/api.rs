@@ -29,8 +29,9 @@ pub enum AdminOp {
     Add {
         /// Its id.
         id: u64,
-        /// Its address.
-        addr: String,
+        /// Its address; `None` re-adds a server every node already knows (one removed
+        /// earlier, or one of the initial `--peer`s), keeping the address each node has for it.
+        addr: Option<String>,
         /// Whether it joins as a learner.
         learner: bool,
     },
@@ -284,9 +285,13 @@ pub fn parse_admin(which: &str, body: &[u8]) -> Result<AdminOp, ApiError> {
                     )))
                 }
             };
+            let addr = match m.get("addr") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(string(&m, "addr")?),
+            };
             Ok(AdminOp::Add {
                 id: u64_field(&m, "id")?,
-                addr: string(&m, "addr")?,
+                addr,
                 learner,
             })
         }

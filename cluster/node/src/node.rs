@@ -481,7 +481,19 @@ impl Driver {
                     let _ = reply.send(Err(Refusal::Error(e)));
                     return;
                 }
-                self.propose_peer(id, addr);
+                match addr {
+                    Some(addr) => self.propose_peer(id, addr),
+                    // Re-adding a known server: every node keeps the address it has, which
+                    // under the nemesis's proxy backend is a relay of its own.
+                    None if self.shared.peer_addr(id).is_some() => {}
+                    None => {
+                        let e = ApiError::bad_request(format!(
+                            "node {id} has no known address: give \"addr\""
+                        ));
+                        let _ = reply.send(Err(Refusal::Error(e)));
+                        return;
+                    }
+                }
                 if learner {
                     ConfChange::AddLearner(id)
                 } else {

@@ -294,6 +294,40 @@ fn admin_adds_a_voter_and_a_joint_change_removes_one() {
         read_anywhere(&c, "m", Duration::from_secs(5)),
         json!("after")
     );
+    // Node 1, removed by the joint change, comes back without an address (every node knows
+    // it); a node nobody knows cannot.
+    let unknown = json!({"id": 9});
+    let refused = c
+        .addrs()
+        .iter()
+        .find_map(|a| match request(a, "POST", "/admin/add", Some(&unknown)) {
+            Some((st, b)) if st != 503 => Some((st, b)),
+            _ => None,
+        })
+        .expect("some node answers");
+    assert_eq!(refused.0, 400, "{}", refused.1);
+    let back = json!({"id": 1});
+    let until = Instant::now() + Duration::from_secs(10);
+    while !c.addrs()[1..].iter().any(|a| {
+        matches!(
+            request(a, "POST", "/admin/add", Some(&back)),
+            Some((200, _))
+        )
+    }) {
+        assert!(Instant::now() < until, "re-adding node 1 never accepted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, s) = request(&addrs[0], "GET", "/status", None).unwrap();
+        if s["voters"] == json!([1, 2, 3, 4])
+            && get(&addrs[0], "m").map(|r| r.1) == Some(json!({"value": "after"}))
+        {
+            break;
+        }
+        assert!(Instant::now() < until, "node 1 did not rejoin: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The outcome contract the nemesis records `fail` / `info` from: a write proposed by a leader
