@@ -1,10 +1,11 @@
 //! The fault schedule (seeded) and the nemesis that carries it out: kill / restart,
-//! pause / resume, partition / heal, each recorded as a pair of nemesis events.
+//! pause / resume, partition / heal, remove / re-add a voter, each recorded as a pair of
+//! nemesis events.
 
 use crate::client::Http;
 use crate::net::{self, Grudge, Net, PartitionKind};
 use crate::recorder::Recorder;
-use crate::target::{find_leader, Cluster};
+use crate::target::{find_leader, Cluster, MemberChange};
 use anyhow::{bail, Context, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -57,6 +58,13 @@ pub enum Fault {
     /// committed during the pause. Without the cut, the new leader's messages, queued while
     /// it slept, depose it before it answers anyone.
     PauseIsolatedLeader,
+    /// Remove a node from the voters (one at random, or the leader), later add it back.
+    ///
+    /// Why: membership changes are where Raft implementations most often go wrong (a
+    /// configuration used too late, two changes in flight, a removed leader that keeps
+    /// leading). The removed node keeps running, so its clients keep talking to it while the
+    /// rest of the cluster no longer counts it.
+    Member(Who),
 }
 
 impl Fault {
@@ -66,6 +74,7 @@ impl Fault {
             Fault::Kill(_) => "kill",
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) => "partition",
+            Fault::Member(_) => "member",
         }
     }
 
@@ -76,6 +85,7 @@ impl Fault {
             Fault::Pause(w) => format!("pause {}", w.name()),
             Fault::Partition(k) => format!("partition {}", k.name()),
             Fault::PauseIsolatedLeader => "pause and isolate leader".to_string(),
+            Fault::Member(w) => format!("remove and re-add {}", w.name()),
         }
     }
 }
@@ -94,10 +104,12 @@ pub struct FaultSet {
     /// Why a token of its own: with all faults on it is 1 of 13 choices, so a 60 s run
     /// draws it about half the time; a stale-read bug shows only under it (README, Faults).
     pub isolate_leader: bool,
+    /// remove a voter / add it back (`member`; our cluster only, not in the default set)
+    pub member: bool,
 }
 
 impl FaultSet {
-    /// Parses `kill,pause,partition,isolate-leader` (any subset) or `none`.
+    /// Parses `kill,pause,partition,isolate-leader,member` (any subset) or `none`.
     pub fn parse(s: &str) -> Result<FaultSet> {
         let mut set = FaultSet::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -107,8 +119,9 @@ impl FaultSet {
                 "pause" => set.pause = true,
                 "partition" => set.partition = true,
                 "isolate-leader" => set.isolate_leader = true,
+                "member" => set.member = true,
                 other => bail!(
-                    "--faults: unknown fault {other:?} in {s:?} (expected kill, pause, partition, isolate-leader or none)"
+                    "--faults: unknown fault {other:?} in {s:?} (expected kill, pause, partition, isolate-leader, member or none)"
                 ),
             }
         }
@@ -117,7 +130,7 @@ impl FaultSet {
 
     /// No fault at all.
     pub fn is_empty(&self) -> bool {
-        !(self.kill || self.pause || self.partition || self.isolate_leader)
+        !(self.kill || self.pause || self.partition || self.isolate_leader || self.member)
     }
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
@@ -138,6 +151,9 @@ impl FaultSet {
         }
         if (self.pause && self.partition) || self.isolate_leader {
             v.push(Fault::PauseIsolatedLeader);
+        }
+        if self.member {
+            v.extend([Who::One, Who::Leader].map(Fault::Member));
         }
         v
     }
@@ -222,7 +238,11 @@ enum Undo {
     Resume(Vec<usize>),
     Heal,
     ResumeThenHeal(Vec<usize>),
+    Readd(Vec<usize>),
 }
+
+/// How long the nemesis keeps asking for a membership change before it gives up.
+const MEMBER_PATIENCE: Duration = Duration::from_secs(10);
 
 impl Nemesis {
     /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
@@ -237,7 +257,7 @@ impl Nemesis {
                 let target = lock(&self.cluster).target().clone();
                 find_leader(target.as_ref(), &http).await
             };
-            let undo = self.start(step.fault, leader, &mut rng)?;
+            let undo = self.start(step.fault, leader, &mut rng).await?;
             let _ = self.sleep_until(Instant::now() + step.hold, deadline).await;
             self.finish(step.fault, undo).await?;
             if self.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
@@ -258,7 +278,7 @@ impl Nemesis {
         true
     }
 
-    fn start(&self, fault: Fault, leader: Option<usize>, rng: &mut StdRng) -> Result<Undo> {
+    async fn start(&self, fault: Fault, leader: Option<usize>, rng: &mut StdRng) -> Result<Undo> {
         let ids = lock(&self.cluster).ids();
         let (undo, value) = match fault {
             Fault::Kill(who) => {
@@ -298,6 +318,14 @@ impl Nemesis {
                 (
                     Undo::ResumeThenHeal(nodes.clone()),
                     json!({"who": "leader", "nodes": nodes, "isolated": true}),
+                )
+            }
+            Fault::Member(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let outcome = self.change_member(nodes[0], false).await?;
+                (
+                    Undo::Readd(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes, "removed": outcome}),
                 )
             }
             Fault::Partition(kind) => {
@@ -357,11 +385,39 @@ impl Nemesis {
                 }
                 Value::Null
             }
+            Undo::Readd(nodes) => {
+                // Always asked, even if the removal looked refused: a removal whose answer
+                // was lost may still have committed, and adding a voter back is harmless
+                // (the cluster refuses it as invalid).
+                let outcome = self.change_member(nodes[0], true).await?;
+                json!({ "nodes": nodes, "added": outcome })
+            }
         };
         lock(&self.current).clear();
         self.recorder
             .nemesis(&format!("stop-{}", fault.family()), value);
         Ok(())
+    }
+}
+
+impl Nemesis {
+    /// Asks the cluster to remove (`add` false) or re-add node `id`, retrying for
+    /// [`MEMBER_PATIENCE`] while it cannot now (no leader, another change pending). Returns
+    /// what became of it, for the nemesis event: `done`, `invalid: …` or `gave up: …`.
+    async fn change_member(&self, id: usize, add: bool) -> Result<String> {
+        let http = Http::new(Duration::from_secs(6));
+        let target = lock(&self.cluster).target().clone();
+        let until = Instant::now() + MEMBER_PATIENCE;
+        loop {
+            match target.set_member(id, add, &http).await? {
+                MemberChange::Done => return Ok("done".into()),
+                MemberChange::Invalid(why) => return Ok(format!("invalid: {why}")),
+                MemberChange::NotNow(why) if Instant::now() >= until => {
+                    return Ok(format!("gave up: {why}"))
+                }
+                MemberChange::NotNow(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
     }
 }
 
@@ -468,5 +524,25 @@ mod tests {
         assert_eq!(n, 1);
         assert!(all().uses_net());
         assert!(!FaultSet::parse("kill,pause").unwrap().uses_net());
+    }
+
+    #[test]
+    fn member_is_opt_in_and_schedules_removals_of_one_node_or_the_leader() {
+        assert!(!all()
+            .choices()
+            .iter()
+            .any(|f| matches!(f, Fault::Member(_))));
+        let set = FaultSet::parse("member").unwrap();
+        assert!(!set.is_empty() && !set.uses_net());
+        let steps = schedule(5, set, Duration::from_secs(2), Duration::from_secs(60));
+        let whos: BTreeSet<&str> = steps
+            .iter()
+            .map(|s| match s.fault {
+                Fault::Member(w) => w.name(),
+                other => panic!("{other:?} scheduled for --faults member"),
+            })
+            .collect();
+        assert_eq!(whos, BTreeSet::from(["leader", "one"]));
+        assert_eq!(steps[0].fault.family(), "member");
     }
 }

@@ -116,7 +116,8 @@ pub struct RunArgs {
     /// Workload.
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadKind,
-    /// Faults to inject, comma separated: kill, pause, partition, isolate-leader; or `none`.
+    /// Faults to inject, comma separated: kill, pause, partition, isolate-leader, member
+    /// (remove a voter and add it back; raft target only); or `none`.
     #[arg(long, default_value = "kill,pause,partition")]
     pub faults: String,
     /// Partition backend.

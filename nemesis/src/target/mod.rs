@@ -52,6 +52,30 @@ pub trait Target: Send + Sync {
     fn client(&self, id: usize, http: Http) -> Box<dyn KvClient>;
     /// Node `id`'s view of the cluster, or `None` when it does not answer.
     fn status<'a>(&'a self, id: usize, http: &'a Http) -> BoxFut<'a, Option<NodeStatus>>;
+    /// Removes node `id` from the voters (`add` false) or makes it a voter again (`add`
+    /// true), through whichever node answers; its address stays what every node has.
+    /// Targets that cannot change membership keep this default, which refuses.
+    fn set_member<'a>(
+        &'a self,
+        id: usize,
+        add: bool,
+        http: &'a Http,
+    ) -> BoxFut<'a, Result<MemberChange>> {
+        let _ = (id, add, http);
+        Box::pin(async move { bail!("target {} cannot change membership", self.name()) })
+    }
+}
+
+/// What became of a membership change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Committed.
+    Done,
+    /// Refused by the cluster as invalid (e.g. removing a node that is not a voter, adding
+    /// one that is): retrying cannot help.
+    Invalid(String),
+    /// Not done now (no leader, another change pending, no answer, outcome unknown).
+    NotNow(String),
 }
 
 /// The loopback block of one run: nodes live at `127.a.b.N`. Derived from a number unique

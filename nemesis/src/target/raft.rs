@@ -1,6 +1,6 @@
 //! The `raft` target: our cluster (`cluster node`), through the HTTP API of `cluster/API.md`.
 
-use super::{NodeStatus, Target};
+use super::{MemberChange, NodeStatus, Target};
 use crate::client::{no_response, BoxFut, Http, KvClient, Op, Outcome, PRECONDITION_FAILED};
 use crate::net::NodeNet;
 use anyhow::Result;
@@ -83,6 +83,39 @@ impl Target for Raft {
                 commit: body["commit"].as_u64().unwrap_or(0),
                 applied: body["applied"].as_u64().unwrap_or(0),
             })
+        })
+    }
+
+    fn set_member<'a>(
+        &'a self,
+        id: usize,
+        add: bool,
+        http: &'a Http,
+    ) -> BoxFut<'a, Result<MemberChange>> {
+        Box::pin(async move {
+            let path = if add { "add" } else { "remove" };
+            let body = json!({ "id": id });
+            let mut last = String::from("no node answered");
+            // Any node forwards admin requests to the leader; ask the others first, since
+            // a removed node knows no leader.
+            let order = self
+                .nodes
+                .iter()
+                .map(|n| n.id)
+                .filter(|&n| n != id)
+                .chain([id]);
+            for n in order {
+                let url = format!("{}/admin/{path}", self.base(n));
+                match http.send(Method::POST, &url, Some(&body)).await {
+                    Ok((StatusCode::OK, _)) => return Ok(MemberChange::Done),
+                    Ok((StatusCode::BAD_REQUEST, b)) => {
+                        return Ok(MemberChange::Invalid(b["error"].to_string()))
+                    }
+                    Ok((code, b)) => last = format!("n{n}: {code} {}", b["error"]),
+                    Err(e) => last = format!("n{n}: {e}"),
+                }
+            }
+            Ok(MemberChange::NotNow(last))
         })
     }
 }
