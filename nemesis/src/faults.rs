@@ -58,12 +58,16 @@ pub enum Fault {
     /// committed during the pause. Without the cut, the new leader's messages, queued while
     /// it slept, depose it before it answers anyone.
     PauseIsolatedLeader,
-    /// Remove a node from the voters (one at random, or the leader), later add it back.
+    /// Remove nodes from the voters (one at random, the leader, or a minority at once),
+    /// later add them back.
     ///
     /// Why: membership changes are where Raft implementations most often go wrong (a
     /// configuration used too late, two changes in flight, a removed leader that keeps
-    /// leading). The removed node keeps running, so its clients keep talking to it while the
-    /// rest of the cluster no longer counts it.
+    /// leading). The removed nodes keep running, so their clients keep talking to them while
+    /// the rest of the cluster no longer counts them. A minority is removed with one request
+    /// per node, all at once: a correct cluster takes one change at a time and refuses the
+    /// others until it is committed (they are retried), one that lets two single-server
+    /// changes overlap can end with two majorities that do not intersect.
     Member(Who),
 }
 
@@ -153,7 +157,7 @@ impl FaultSet {
             v.push(Fault::PauseIsolatedLeader);
         }
         if self.member {
-            v.extend([Who::One, Who::Leader].map(Fault::Member));
+            v.extend([Who::One, Who::Leader, Who::Minority].map(Fault::Member));
         }
         v
     }
@@ -322,7 +326,7 @@ impl Nemesis {
             }
             Fault::Member(who) => {
                 let nodes = pick(who, &ids, leader, rng);
-                let outcome = self.change_member(nodes[0], false).await?;
+                let outcome = self.change_members(&nodes, false).await?;
                 (
                     Undo::Readd(nodes.clone()),
                     json!({"who": who.name(), "nodes": nodes, "removed": outcome}),
@@ -389,7 +393,7 @@ impl Nemesis {
                 // Always asked, even if the removal looked refused: a removal whose answer
                 // was lost may still have committed, and adding a voter back is harmless
                 // (the cluster refuses it as invalid).
-                let outcome = self.change_member(nodes[0], true).await?;
+                let outcome = self.change_members(&nodes, true).await?;
                 json!({ "nodes": nodes, "added": outcome })
             }
         };
@@ -401,22 +405,42 @@ impl Nemesis {
 }
 
 impl Nemesis {
-    /// Asks the cluster to remove (`add` false) or re-add node `id`, retrying for
-    /// [`MEMBER_PATIENCE`] while it cannot now (no leader, another change pending). Returns
-    /// what became of it, for the nemesis event: `done`, `invalid: …` or `gave up: …`.
-    async fn change_member(&self, id: usize, add: bool) -> Result<String> {
-        let http = Http::new(Duration::from_secs(6));
+    /// Asks the cluster to remove (`add` false) or re-add every node of `ids`, all at once
+    /// (one request each, concurrently); returns each one's outcome, in order.
+    async fn change_members(&self, ids: &[usize], add: bool) -> Result<Vec<String>> {
         let target = lock(&self.cluster).target().clone();
-        let until = Instant::now() + MEMBER_PATIENCE;
-        loop {
-            match target.set_member(id, add, &http).await? {
-                MemberChange::Done => return Ok("done".into()),
-                MemberChange::Invalid(why) => return Ok(format!("invalid: {why}")),
-                MemberChange::NotNow(why) if Instant::now() >= until => {
-                    return Ok(format!("gave up: {why}"))
-                }
-                MemberChange::NotNow(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let target = target.clone();
+            tasks.spawn(async move { (i, change_member(target, id, add).await) });
+        }
+        let mut out = vec![String::new(); ids.len()];
+        while let Some(done) = tasks.join_next().await {
+            let (i, res) = done.context("a membership change task panicked")?;
+            out[i] = res?;
+        }
+        Ok(out)
+    }
+}
+
+/// Asks the cluster to remove (`add` false) or re-add node `id`, retrying for
+/// [`MEMBER_PATIENCE`] while it cannot now (no leader, another change pending). Returns what
+/// became of it, for the nemesis event: `done`, `invalid: …` or `gave up: …`.
+async fn change_member(
+    target: Arc<dyn crate::target::Target>,
+    id: usize,
+    add: bool,
+) -> Result<String> {
+    let http = Http::new(Duration::from_secs(6));
+    let until = Instant::now() + MEMBER_PATIENCE;
+    loop {
+        match target.set_member(id, add, &http).await? {
+            MemberChange::Done => return Ok("done".into()),
+            MemberChange::Invalid(why) => return Ok(format!("invalid: {why}")),
+            MemberChange::NotNow(why) if Instant::now() >= until => {
+                return Ok(format!("gave up: {why}"))
             }
+            MemberChange::NotNow(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }
@@ -527,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn member_is_opt_in_and_schedules_removals_of_one_node_or_the_leader() {
+    fn member_is_opt_in_and_removes_one_node_the_leader_or_a_minority() {
         assert!(!all()
             .choices()
             .iter()
@@ -542,7 +566,7 @@ mod tests {
                 other => panic!("{other:?} scheduled for --faults member"),
             })
             .collect();
-        assert_eq!(whos, BTreeSet::from(["leader", "one"]));
+        assert_eq!(whos, BTreeSet::from(["leader", "minority", "one"]));
         assert_eq!(steps[0].fault.family(), "member");
     }
 }
