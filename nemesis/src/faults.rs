@@ -69,6 +69,16 @@ pub enum Fault {
     /// others until it is committed (they are retried), one that lets two single-server
     /// changes overlap can end with two majorities that do not intersect.
     Member(Who),
+    /// Cut the leader and one follower off from the rest, then ask the leader to remove two
+    /// nodes of the other side, both at once; heal, then add them back. (Only when both
+    /// membership changes and partitions are on.)
+    ///
+    /// Why: the leader's side is a minority of the old configuration, so a correct leader
+    /// can commit neither removal, and refuses the second while the first is pending. A
+    /// leader that takes both at once uses a configuration in which its side is a majority
+    /// and commits there, while the other side, a majority of the old configuration, elects
+    /// a leader of its own: two leaders committing at once (`--bug unsafe-membership`).
+    SplitMembership,
 }
 
 impl Fault {
@@ -78,7 +88,7 @@ impl Fault {
             Fault::Kill(_) => "kill",
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) => "partition",
-            Fault::Member(_) => "member",
+            Fault::Member(_) | Fault::SplitMembership => "member",
         }
     }
 
@@ -90,6 +100,7 @@ impl Fault {
             Fault::Partition(k) => format!("partition {}", k.name()),
             Fault::PauseIsolatedLeader => "pause and isolate leader".to_string(),
             Fault::Member(w) => format!("remove and re-add {}", w.name()),
+            Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
         }
     }
 }
@@ -110,10 +121,13 @@ pub struct FaultSet {
     pub isolate_leader: bool,
     /// remove a voter / add it back (`member`; our cluster only, not in the default set)
     pub member: bool,
+    /// the composed shrink-a-partitioned-leader's-side fault on its own (`split-member`)
+    pub split_member: bool,
 }
 
 impl FaultSet {
-    /// Parses `kill,pause,partition,isolate-leader,member` (any subset) or `none`.
+    /// Parses `kill,pause,partition,isolate-leader,member,split-member` (any subset) or
+    /// `none`.
     pub fn parse(s: &str) -> Result<FaultSet> {
         let mut set = FaultSet::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -124,8 +138,9 @@ impl FaultSet {
                 "partition" => set.partition = true,
                 "isolate-leader" => set.isolate_leader = true,
                 "member" => set.member = true,
+                "split-member" => set.split_member = true,
                 other => bail!(
-                    "--faults: unknown fault {other:?} in {s:?} (expected kill, pause, partition, isolate-leader, member or none)"
+                    "--faults: unknown fault {other:?} in {s:?} (expected kill, pause, partition, isolate-leader, member, split-member or none)"
                 ),
             }
         }
@@ -134,12 +149,17 @@ impl FaultSet {
 
     /// No fault at all.
     pub fn is_empty(&self) -> bool {
-        !(self.kill || self.pause || self.partition || self.isolate_leader || self.member)
+        !(self.kill
+            || self.pause
+            || self.partition
+            || self.isolate_leader
+            || self.member
+            || self.split_member)
     }
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
     pub fn uses_net(&self) -> bool {
-        self.partition || self.isolate_leader
+        self.partition || self.isolate_leader || self.split_member
     }
 
     fn choices(&self) -> Vec<Fault> {
@@ -158,6 +178,9 @@ impl FaultSet {
         }
         if self.member {
             v.extend([Who::One, Who::Leader, Who::Minority].map(Fault::Member));
+        }
+        if (self.member && self.partition) || self.split_member {
+            v.push(Fault::SplitMembership);
         }
         v
     }
@@ -243,6 +266,7 @@ enum Undo {
     Heal,
     ResumeThenHeal(Vec<usize>),
     Readd(Vec<usize>),
+    HealThenReadd(Vec<usize>),
 }
 
 /// How long the nemesis keeps asking for a membership change before it gives up.
@@ -326,10 +350,36 @@ impl Nemesis {
             }
             Fault::Member(who) => {
                 let nodes = pick(who, &ids, leader, rng);
-                let outcome = self.change_members(&nodes, false).await?;
+                let outcome = self.change_members(&nodes, false, None).await?;
                 (
                     Undo::Readd(nodes.clone()),
                     json!({"who": who.name(), "nodes": nodes, "removed": outcome}),
+                )
+            }
+            Fault::SplitMembership if leader.is_none() || ids.len() < 5 => (
+                // Needs a leader, and two nodes on each side besides it.
+                Undo::Readd(Vec::new()),
+                json!({"split": true, "nodes": [], "skipped": "no leader known, or under 5 nodes"}),
+            ),
+            Fault::SplitMembership => {
+                let l = leader.expect("checked above");
+                let mut others: Vec<usize> = ids.iter().copied().filter(|&i| i != l).collect();
+                others.shuffle(rng);
+                let side = vec![l, others[0]];
+                let rest: Vec<usize> = others[1..].to_vec();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&side, &rest);
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                lock(net).partition(&g)?;
+                let mut nodes = rest[..2].to_vec();
+                nodes.sort_unstable();
+                let outcome = self.change_members(&nodes, false, Some(side)).await?;
+                (
+                    Undo::HealThenReadd(nodes.clone()),
+                    json!({"split": true, "nodes": nodes, "grudge": grudge_json(&g), "removed": outcome}),
                 )
             }
             Fault::Partition(kind) => {
@@ -393,8 +443,15 @@ impl Nemesis {
                 // Always asked, even if the removal looked refused: a removal whose answer
                 // was lost may still have committed, and adding a voter back is harmless
                 // (the cluster refuses it as invalid).
-                let outcome = self.change_members(&nodes, true).await?;
+                let outcome = self.change_members(&nodes, true, None).await?;
                 json!({ "nodes": nodes, "added": outcome })
+            }
+            Undo::HealThenReadd(nodes) => {
+                if let Some(net) = &self.net {
+                    lock(net).heal()?;
+                }
+                let outcome = self.change_members(&nodes, true, None).await?;
+                json!({ "nodes": nodes, "added": outcome, "split": true })
             }
         };
         lock(&self.current).clear();
@@ -406,13 +463,29 @@ impl Nemesis {
 
 impl Nemesis {
     /// Asks the cluster to remove (`add` false) or re-add every node of `ids`, all at once
-    /// (one request each, concurrently); returns each one's outcome, in order.
-    async fn change_members(&self, ids: &[usize], add: bool) -> Result<Vec<String>> {
-        let target = lock(&self.cluster).target().clone();
+    /// (one request each, concurrently), through the nodes of `via` (default: every other
+    /// node, then the node itself); returns each one's outcome, in order.
+    async fn change_members(
+        &self,
+        ids: &[usize],
+        add: bool,
+        via: Option<Vec<usize>>,
+    ) -> Result<Vec<String>> {
+        let (target, all) = {
+            let c = lock(&self.cluster);
+            (c.target().clone(), c.ids())
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for (i, &id) in ids.iter().enumerate() {
             let target = target.clone();
-            tasks.spawn(async move { (i, change_member(target, id, add).await) });
+            let via = via.clone().unwrap_or_else(|| {
+                all.iter()
+                    .copied()
+                    .filter(|&n| n != id)
+                    .chain([id])
+                    .collect()
+            });
+            tasks.spawn(async move { (i, change_member(target, id, add, via).await) });
         }
         let mut out = vec![String::new(); ids.len()];
         while let Some(done) = tasks.join_next().await {
@@ -430,11 +503,12 @@ async fn change_member(
     target: Arc<dyn crate::target::Target>,
     id: usize,
     add: bool,
+    via: Vec<usize>,
 ) -> Result<String> {
     let http = Http::new(Duration::from_secs(6));
     let until = Instant::now() + MEMBER_PATIENCE;
     loop {
-        match target.set_member(id, add, &http).await? {
+        match target.set_member(id, add, &via, &http).await? {
             MemberChange::Done => return Ok("done".into()),
             MemberChange::Invalid(why) => return Ok(format!("invalid: {why}")),
             MemberChange::NotNow(why) if Instant::now() >= until => {
@@ -568,5 +642,24 @@ mod tests {
             .collect();
         assert_eq!(whos, BTreeSet::from(["leader", "minority", "one"]));
         assert_eq!(steps[0].fault.family(), "member");
+    }
+
+    #[test]
+    fn split_member_needs_partitions_and_joins_the_member_and_partition_mix() {
+        let set = FaultSet::parse("split-member").unwrap();
+        assert!(set.uses_net());
+        assert_eq!(set.choices(), vec![Fault::SplitMembership]);
+        let both = FaultSet::parse("member,partition").unwrap().choices();
+        assert_eq!(
+            both.iter()
+                .filter(|f| **f == Fault::SplitMembership)
+                .count(),
+            1
+        );
+        assert!(!FaultSet::parse("member")
+            .unwrap()
+            .choices()
+            .contains(&Fault::SplitMembership));
+        assert_eq!(Fault::SplitMembership.family(), "member");
     }
 }

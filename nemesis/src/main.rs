@@ -117,7 +117,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadKind,
     /// Faults to inject, comma separated: kill, pause, partition, isolate-leader, member
-    /// (remove a voter and add it back; raft target only); or `none`.
+    /// (remove voters and add them back), split-member (partition the leader with one
+    /// follower, remove two nodes of the other side at once); member faults for the raft
+    /// target only; or `none`.
     #[arg(long, default_value = "kill,pause,partition")]
     pub faults: String,
     /// Partition backend.

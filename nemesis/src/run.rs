@@ -129,9 +129,9 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         bail!("--concurrency, --keys and --time-limit must be at least 1");
     }
     let faults = FaultSet::parse(&args.faults)?;
-    if faults.member && args.target != TargetKind::Raft {
+    if (faults.member || faults.split_member) && args.target != TargetKind::Raft {
         bail!(
-            "--faults member: membership changes are implemented for --target raft only (etcd needs a member's data wiped and the process restarted to rejoin)"
+            "--faults member / split-member: membership changes are implemented for --target raft only (etcd needs a member's data wiped and the process restarted to rejoin)"
         );
     }
     let seed = args.seed.unwrap_or_else(|| {

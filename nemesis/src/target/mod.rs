@@ -53,15 +53,17 @@ pub trait Target: Send + Sync {
     /// Node `id`'s view of the cluster, or `None` when it does not answer.
     fn status<'a>(&'a self, id: usize, http: &'a Http) -> BoxFut<'a, Option<NodeStatus>>;
     /// Removes node `id` from the voters (`add` false) or makes it a voter again (`add`
-    /// true), through whichever node answers; its address stays what every node has.
-    /// Targets that cannot change membership keep this default, which refuses.
+    /// true), asking the nodes of `via` in turn until one answers; its address stays what
+    /// every node has. Targets that cannot change membership keep this default, which
+    /// refuses.
     fn set_member<'a>(
         &'a self,
         id: usize,
         add: bool,
+        via: &'a [usize],
         http: &'a Http,
     ) -> BoxFut<'a, Result<MemberChange>> {
-        let _ = (id, add, http);
+        let _ = (id, add, via, http);
         Box::pin(async move { bail!("target {} cannot change membership", self.name()) })
     }
 }

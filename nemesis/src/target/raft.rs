@@ -90,21 +90,15 @@ impl Target for Raft {
         &'a self,
         id: usize,
         add: bool,
+        via: &'a [usize],
         http: &'a Http,
     ) -> BoxFut<'a, Result<MemberChange>> {
         Box::pin(async move {
             let path = if add { "add" } else { "remove" };
             let body = json!({ "id": id });
             let mut last = String::from("no node answered");
-            // Any node forwards admin requests to the leader; ask the others first, since
-            // a removed node knows no leader.
-            let order = self
-                .nodes
-                .iter()
-                .map(|n| n.id)
-                .filter(|&n| n != id)
-                .chain([id]);
-            for n in order {
+            // Any node forwards admin requests to the leader.
+            for &n in via {
                 let url = format!("{}/admin/{path}", self.base(n));
                 match http.send(Method::POST, &url, Some(&body)).await {
                     Ok((StatusCode::OK, _)) => return Ok(MemberChange::Done),
