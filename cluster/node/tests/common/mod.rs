@@ -58,6 +58,13 @@ impl Proc {
     }
 }
 
+/// A node outlives no test: a test that panics before `kill` would otherwise leave it running.
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A cluster of node processes; every process is killed on drop.
 pub struct Cluster {
     pub nodes: Vec<Proc>,
