@@ -108,27 +108,32 @@ fn agree(h: &History, model: ModelKind, initial: &Value, what: &str) -> bool {
     slow
 }
 
+/// Generates `cfg`'s history and one mutation of it, asserts that the checker and
+/// stateright agree on both, and returns how many of them were linearizable and how many not.
+fn agree_with_mutation(cfg: &GenConfig, model: ModelKind, rng: &mut StdRng) -> (usize, usize) {
+    let h = generate::history(cfg);
+    assert!(agree(
+        &h,
+        model,
+        &cfg.initial,
+        &format!("generated {cfg:?}")
+    ));
+    match mutate(&h, rng) {
+        Some(m) if agree(&m, model, &cfg.initial, &format!("mutated {cfg:?}")) => (2, 0),
+        Some(_) => (1, 1),
+        None => (1, 0),
+    }
+}
+
 #[test]
 fn agrees_with_stateright_on_3000_small_histories() {
     let mut rng = StdRng::seed_from_u64(2024);
     let (mut valid, mut invalid) = (0, 0);
     for seed in 0..1500u64 {
         let (cfg, model) = small_config(seed, &mut rng);
-        let h = generate::history(&cfg);
-        assert!(agree(
-            &h,
-            model,
-            &cfg.initial,
-            &format!("generated {cfg:?}")
-        ));
-        valid += 1;
-        if let Some(m) = mutate(&h, &mut rng) {
-            if agree(&m, model, &cfg.initial, &format!("mutated {cfg:?}")) {
-                valid += 1;
-            } else {
-                invalid += 1;
-            }
-        }
+        let (v, i) = agree_with_mutation(&cfg, model, &mut rng);
+        valid += v;
+        invalid += i;
     }
     // The mutations must break a fair share of histories, or the comparison proves little.
     assert!(
@@ -221,16 +226,9 @@ fn agrees_with_stateright_on_append_only_histories() {
             },
             seed,
         };
-        let h = generate::history(&cfg);
-        assert!(agree(&h, ModelKind::Kv, &cfg.initial, &format!("{cfg:?}")));
-        valid += 1;
-        if let Some(m) = mutate(&h, &mut rng) {
-            if agree(&m, ModelKind::Kv, &cfg.initial, &format!("mutated {cfg:?}")) {
-                valid += 1;
-            } else {
-                invalid += 1;
-            }
-        }
+        let (v, i) = agree_with_mutation(&cfg, ModelKind::Kv, &mut rng);
+        valid += v;
+        invalid += i;
     }
     assert!(
         invalid > 100,

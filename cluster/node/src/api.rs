@@ -71,6 +71,10 @@ pub enum Refusal {
     NotLeader {
         /// The leader this node knows of.
         leader: Option<u64>,
+        /// The client operation, handed back so the HTTP layer can forward it without keeping
+        /// a copy of every request (`None` for admin requests, and in a leader's answer to a
+        /// forwarded one, which is never forwarded again).
+        op: Option<ClientOp>,
     },
     /// A final error for the client.
     Error(ApiError),

@@ -173,7 +173,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Api
         let op = api::parse_admin(which, &body)?;
         let (reply, rx) = oneshot::channel();
         send(shared, Input::Admin { op, reply }).await?;
-        return answer(shared, rx, &m, &path, body, forwarded, true, None).await;
+        return answer(shared, rx, &m, &path, body, forwarded, true).await;
     }
     let Some(rest) = path.strip_prefix("/kv/") else {
         return Err(not_found(&path));
@@ -206,10 +206,8 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Api
         _ => api::parse_append(key, &body)?,
     };
     let (reply, rx) = oneshot::channel();
-    // Kept in case this node is not the leader and must forward it (see `answer`).
-    let again = (!forwarded).then(|| op.clone());
     send(shared, Input::Client { op, reply }).await?;
-    answer(shared, rx, &m, &path, body, forwarded, !is_read, again).await
+    answer(shared, rx, &m, &path, body, forwarded, !is_read).await
 }
 
 fn not_found(path: &str) -> ApiError {
@@ -346,8 +344,8 @@ async fn on_frame(shared: &Arc<Shared>, from: u64, frame: wire::Frame) -> Result
 }
 
 /// Turns the event loop's answer into a response, forwarding to the leader if need be (never
-/// twice): a client operation (`op`) over the peer stream, an admin request over HTTP.
-#[allow(clippy::too_many_arguments)]
+/// twice): a client operation (handed back by the loop) over the peer stream, an admin
+/// request over HTTP.
 async fn answer(
     shared: &Arc<Shared>,
     rx: oneshot::Receiver<Result<Answer, Refusal>>,
@@ -356,7 +354,6 @@ async fn answer(
     body: Bytes,
     forwarded: bool,
     is_write: bool,
-    op: Option<ClientOp>,
 ) -> Result<Resp, ApiError> {
     let res = rx.await.map_err(|_| {
         if is_write {
@@ -368,7 +365,7 @@ async fn answer(
     match res {
         Ok(a) => Ok(success(a)),
         Err(Refusal::Error(e)) => Err(e),
-        Err(Refusal::NotLeader { leader }) => {
+        Err(Refusal::NotLeader { leader, op }) => {
             let addr = leader.and_then(|l| shared.peer_addr(l));
             match (leader, addr) {
                 (Some(leader), Some(addr)) if !forwarded => match op {
@@ -416,7 +413,7 @@ async fn forward_op(
         Ok(Ok(Ok(a))) => Ok(success(a)),
         Ok(Ok(Err(Refusal::Error(e)))) => Err(with_leader(e)),
         // The leader we forwarded to has lost leadership; never forward twice.
-        Ok(Ok(Err(Refusal::NotLeader { leader }))) => {
+        Ok(Ok(Err(Refusal::NotLeader { leader, .. }))) => {
             Err(not_leader(leader.and_then(|l| shared.peer_addr(l))))
         }
         Ok(Err(_)) => Err(with_leader(ApiError::unknown(

@@ -112,7 +112,7 @@ impl Command {
 
     /// Decodes what [`Command::encode`] wrote: (request id, command).
     pub fn decode(buf: &[u8]) -> Result<(u64, Command), DecodeError> {
-        let mut r = Reader { buf, at: 0 };
+        let mut r = Reader::new(buf);
         let id = r.u64("request id")?;
         let cmd = match r.u8("tag")? {
             TAG_PUT => Command::Put {
@@ -143,21 +143,27 @@ impl Command {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Writes a string as a `u32` length and its bytes (commands, snapshots, peer frames).
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Reader<'a> {
+/// A cursor over bytes being decoded that fails instead of panicking (commands, snapshots,
+/// peer frames).
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf, at: 0 }
+    }
     fn err(&self, what: &'static str) -> DecodeError {
         DecodeError::Malformed { what, at: self.at }
     }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], DecodeError> {
+    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let s = self
             .buf
             .get(self.at..self.at.checked_add(n).ok_or_else(|| self.err(what))?)
@@ -165,20 +171,32 @@ impl Reader<'_> {
         self.at += n;
         Ok(s)
     }
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.take(1, what)?[0])
     }
-    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
     }
-    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
     }
-    fn str(&mut self, what: &'static str) -> Result<String, DecodeError> {
+    pub(crate) fn str(&mut self, what: &'static str) -> Result<String, DecodeError> {
         let n = self.u32(what)? as usize;
         let at = self.at;
         let b = self.take(n, what)?;
         String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Malformed { what, at })
+    }
+    /// Bytes not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.at
+    }
+    /// Fails unless every byte was read.
+    pub(crate) fn done(&self, what: &'static str) -> Result<(), DecodeError> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
     }
 }
 
@@ -255,7 +273,7 @@ impl Kv {
 
     /// Decodes [`Kv::encode`].
     pub fn decode(buf: &[u8]) -> Result<Kv, DecodeError> {
-        let mut r = Reader { buf, at: 0 };
+        let mut r = Reader::new(buf);
         let applied = r.u64("applied index")?;
         let n = r.u64("key count")?;
         let mut map = BTreeMap::new();

@@ -430,7 +430,8 @@ impl Driver {
                     .push_back((Instant::now() + self.deadline, Expiry::Read(ctx)));
             }
             Err(ReadError::NotLeader { leader }) => {
-                let _ = reply.send(Err(Refusal::NotLeader { leader }));
+                let op = Some(ClientOp::Read { key });
+                let _ = reply.send(Err(Refusal::NotLeader { leader, op }));
             }
             Err(e @ ReadError::BadContext { .. }) => {
                 panic!("read contexts are unique and non-zero, yet the core says: {e}")
@@ -444,7 +445,8 @@ impl Driver {
         match self.node.propose(cmd.encode(id)) {
             Ok(p) => self.wait_for(p, false, reply),
             Err(ProposeError::NotLeader { leader }) => {
-                let _ = reply.send(Err(Refusal::NotLeader { leader }));
+                let op = Some(ClientOp::Write(cmd));
+                let _ = reply.send(Err(Refusal::NotLeader { leader, op }));
             }
         }
     }
@@ -471,7 +473,7 @@ impl Driver {
         let me = self.node.id();
         if self.node.role() != Role::Leader {
             let leader = self.node.status().leader;
-            let _ = reply.send(Err(Refusal::NotLeader { leader }));
+            let _ = reply.send(Err(Refusal::NotLeader { leader, op: None }));
             return;
         }
         let change = match op {
@@ -523,7 +525,7 @@ impl Driver {
         match self.node.propose_conf_change(change) {
             Ok(p) => self.wait_for(p, true, reply),
             Err(ConfChangeError::NotLeader { leader }) => {
-                let _ = reply.send(Err(Refusal::NotLeader { leader }));
+                let _ = reply.send(Err(Refusal::NotLeader { leader, op: None }));
             }
             Err(e @ ConfChangeError::Invalid { .. }) => {
                 let _ = reply.send(Err(Refusal::Error(ApiError::bad_request(e.to_string()))));

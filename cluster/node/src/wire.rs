@@ -16,11 +16,11 @@
 //! Every decoder checks lengths and tags and returns an error, never panics: the bytes come
 //! from the network.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use hyper::StatusCode;
 
 use crate::api::{Answer, ApiError, ClientOp, Refusal};
-use crate::kv::Command;
+use crate::kv::{put_str, Command, DecodeError, Reader};
 
 /// Section tag: Raft messages.
 pub const RAFT: u8 = 1;
@@ -50,6 +50,13 @@ fn bad(what: &'static str) -> WireError {
     WireError::Malformed { what }
 }
 
+impl From<DecodeError> for WireError {
+    fn from(e: DecodeError) -> WireError {
+        let DecodeError::Malformed { what, .. } = e;
+        bad(what)
+    }
+}
+
 /// What one frame carries.
 #[derive(Debug, Default)]
 pub struct Frame {
@@ -74,32 +81,22 @@ impl FrameBuilder {
     /// Adds a forwarded request.
     pub fn forward(&mut self, id: u64, op: &ClientOp) {
         self.n_forwards += 1;
-        let at = self.forwards.len();
-        self.forwards.put_u64_le(id);
-        self.forwards.put_u32_le(0);
-        match op {
+        record(&mut self.forwards, id, |out| match op {
             ClientOp::Read { key } => {
-                self.forwards.put_u8(0);
-                self.forwards.extend_from_slice(key.as_bytes());
+                out.put_u8(0);
+                out.extend_from_slice(key.as_bytes());
             }
             ClientOp::Write(cmd) => {
-                self.forwards.put_u8(1);
-                self.forwards.extend_from_slice(&cmd.encode(0));
+                out.put_u8(1);
+                out.extend_from_slice(&cmd.encode(0));
             }
-        }
-        let len = (self.forwards.len() - at - 12) as u32;
-        self.forwards[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+        });
     }
 
     /// Adds the answer to forwarded request `id`.
     pub fn answer(&mut self, id: u64, res: &Result<Answer, Refusal>) {
         self.n_answers += 1;
-        let at = self.answers.len();
-        self.answers.put_u64_le(id);
-        self.answers.put_u32_le(0);
-        encode_answer(&mut self.answers, res);
-        let len = (self.answers.len() - at - 12) as u32;
-        self.answers[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+        record(&mut self.answers, id, |out| encode_answer(out, res));
     }
 
     /// The frame, with `raft` (already encoded messages) as its first section if non-empty.
@@ -130,6 +127,17 @@ fn section(out: &mut BytesMut, tag: u8, count: Option<u32>, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// Appends one record of a FORWARD or ANSWER section: the id, the payload's `u32` length,
+/// the payload `body` writes.
+fn record(out: &mut Vec<u8>, id: u64, body: impl FnOnce(&mut Vec<u8>)) {
+    out.put_u64_le(id);
+    let at = out.len();
+    out.put_u32_le(0);
+    body(out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
 fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => out.put_u8(0),
@@ -138,11 +146,6 @@ fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
             put_str(out, s);
         }
     }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.put_u32_le(s.len() as u32);
-    out.extend_from_slice(s.as_bytes());
 }
 
 fn encode_answer(out: &mut Vec<u8>, res: &Result<Answer, Refusal>) {
@@ -164,7 +167,7 @@ fn encode_answer(out: &mut Vec<u8>, res: &Result<Answer, Refusal>) {
             out.put_u8(4);
             out.put_u64_le(*i);
         }
-        Err(Refusal::NotLeader { leader }) => {
+        Err(Refusal::NotLeader { leader, .. }) => {
             out.put_u8(5);
             match leader {
                 None => out.put_u8(0),
@@ -176,7 +179,7 @@ fn encode_answer(out: &mut Vec<u8>, res: &Result<Answer, Refusal>) {
         }
         Err(Refusal::Error(e)) => {
             out.put_u8(6);
-            out.put_u16_le(e.status.as_u16());
+            out.put_u32_le(u32::from(e.status.as_u16()));
             out.put_u8(e.definite as u8);
             put_str(out, &e.message);
             put_opt_str(out, e.leader.as_deref());
@@ -184,48 +187,11 @@ fn encode_answer(out: &mut Vec<u8>, res: &Result<Answer, Refusal>) {
     }
 }
 
-/// A cursor that fails instead of panicking.
-struct Cur<'a>(&'a [u8]);
-
-impl<'a> Cur<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        if self.0.len() < n {
-            return Err(bad(what));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
-        Ok(self.take(2, what)?.get_u16_le())
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        Ok(self.take(4, what)?.get_u32_le())
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64, WireError> {
-        Ok(self.take(8, what)?.get_u64_le())
-    }
-    fn str(&mut self, what: &'static str) -> Result<String, WireError> {
-        let n = self.u32(what)? as usize;
-        let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| bad(what))
-    }
-    fn opt_str(&mut self, what: &'static str) -> Result<Option<String>, WireError> {
-        match self.u8(what)? {
-            0 => Ok(None),
-            1 => Ok(Some(self.str(what)?)),
-            _ => Err(bad(what)),
-        }
-    }
-    fn done(&self, what: &'static str) -> Result<(), WireError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(bad(what))
-        }
+fn opt_str(r: &mut Reader, what: &'static str) -> Result<Option<String>, WireError> {
+    match r.u8(what)? {
+        0 => Ok(None),
+        1 => Ok(Some(r.str(what)?)),
+        _ => Err(bad(what)),
     }
 }
 
@@ -248,12 +214,12 @@ fn decode_op(b: &[u8]) -> Result<ClientOp, WireError> {
 }
 
 fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
-    let mut c = Cur(b);
+    let mut c = Reader::new(b);
     let res = match c.u8("answer tag")? {
-        0 => Ok(Answer::Value(c.opt_str("value")?)),
+        0 => Ok(Answer::Value(opt_str(&mut c, "value")?)),
         1 => Ok(Answer::Done),
         2 => Ok(Answer::Appended(c.str("value")?)),
-        3 => Ok(Answer::CasFailed(c.opt_str("value")?)),
+        3 => Ok(Answer::CasFailed(opt_str(&mut c, "value")?)),
         4 => Ok(Answer::Index(c.u64("index")?)),
         5 => Err(Refusal::NotLeader {
             leader: match c.u8("leader")? {
@@ -261,9 +227,13 @@ fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
                 1 => Some(c.u64("leader")?),
                 _ => return Err(bad("leader")),
             },
+            op: None,
         }),
         6 => {
-            let status = StatusCode::from_u16(c.u16("status")?).map_err(|_| bad("status"))?;
+            let status = u16::try_from(c.u32("status")?)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .ok_or_else(|| bad("status"))?;
             let definite = match c.u8("definite")? {
                 0 => false,
                 1 => true,
@@ -273,7 +243,7 @@ fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
                 status,
                 definite,
                 message: c.str("message")?,
-                leader: c.opt_str("leader")?,
+                leader: opt_str(&mut c, "leader")?,
             }))
         }
         _ => return Err(bad("answer tag")),
@@ -284,10 +254,10 @@ fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
 
 /// Splits `(id, payload)` records off a FORWARD or ANSWER section.
 fn records<'a>(body: &'a [u8], what: &'static str) -> Result<Vec<(u64, &'a [u8])>, WireError> {
-    let mut c = Cur(body);
+    let mut c = Reader::new(body);
     let n = c.u32(what)? as usize;
     // Each record takes at least 12 bytes: refuse counts the section cannot hold.
-    if n > c.0.len() / 12 {
+    if n > c.remaining() / 12 {
         return Err(bad(what));
     }
     let mut out = Vec::with_capacity(n);
@@ -317,7 +287,7 @@ pub fn decode_frame(body: Bytes) -> Result<Frame, WireError> {
     let mut frame = Frame::default();
     let mut at = 0;
     while at < body.len() {
-        let mut c = Cur(&body[at..]);
+        let mut c = Reader::new(&body[at..]);
         let tag = c.u8("section tag")?;
         let len = c.u32("section length")? as usize;
         c.take(len, "section")?;
@@ -356,8 +326,14 @@ mod tests {
             Ok(Answer::CasFailed(Some("x".into()))),
             Ok(Answer::CasFailed(None)),
             Ok(Answer::Index(42)),
-            Err(Refusal::NotLeader { leader: Some(3) }),
-            Err(Refusal::NotLeader { leader: None }),
+            Err(Refusal::NotLeader {
+                leader: Some(3),
+                op: None,
+            }),
+            Err(Refusal::NotLeader {
+                leader: None,
+                op: None,
+            }),
             Err(Refusal::Error(ApiError::unknown("deadline passed"))),
             Err(Refusal::Error(ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
@@ -371,9 +347,10 @@ mod tests {
     fn same(a: &Result<Answer, Refusal>, b: &Result<Answer, Refusal>) -> bool {
         match (a, b) {
             (Ok(x), Ok(y)) => x == y,
-            (Err(Refusal::NotLeader { leader: x }), Err(Refusal::NotLeader { leader: y })) => {
-                x == y
-            }
+            (
+                Err(Refusal::NotLeader { leader: x, .. }),
+                Err(Refusal::NotLeader { leader: y, .. }),
+            ) => x == y,
             (Err(Refusal::Error(x)), Err(Refusal::Error(y))) => x == y,
             _ => false,
         }
