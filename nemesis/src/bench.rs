@@ -3,7 +3,7 @@
 
 use crate::client::{Http, Op, Outcome};
 use crate::run::make_target;
-use crate::target::{self, Cluster};
+use crate::sut::{self, Processes};
 use crate::TargetKind;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -136,10 +136,10 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
         .iter()
         .map(|n| std::net::SocketAddr::new(n.ip.into(), n.port))
         .collect();
-    let mut cluster = Cluster::new(target.clone(), dir, |_, to| direct[to - 1])?;
+    let mut cluster = Processes::new(target.clone(), dir, |_, to| direct[to - 1])?;
     cluster.start_all()?;
     let http = Http::new(Duration::from_millis(500));
-    target::wait_for_leader(target.as_ref(), &http, Duration::from_secs(30))
+    sut::wait_for_leader(target.as_ref(), &http, Duration::from_secs(30))
         .await
         .with_context(|| format!("starting the cluster (logs in {})", dir.display()))?;
     let timeout = Duration::from_millis(args.request_timeout_ms);

@@ -5,7 +5,7 @@
 use crate::client::Http;
 use crate::net::{self, Grudge, Net, PartitionKind};
 use crate::recorder::Recorder;
-use crate::target::{find_leader, Cluster, MemberChange};
+use crate::sut::{find_leader, MemberChange, Processes};
 use anyhow::{bail, Context, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -244,7 +244,7 @@ pub fn pick(who: Who, ids: &[usize], leader: Option<usize>, rng: &mut StdRng) ->
 /// What the nemesis shares with the runner.
 pub struct Nemesis {
     /// Node processes.
-    pub cluster: Arc<Mutex<Cluster>>,
+    pub cluster: Arc<Mutex<Processes>>,
     /// Partition backend (absent when partitions are off).
     pub net: Option<Arc<Mutex<Box<dyn Net>>>>,
     /// The history.
@@ -500,7 +500,7 @@ impl Nemesis {
 /// [`MEMBER_PATIENCE`] while it cannot now (no leader, another change pending). Returns what
 /// became of it, for the nemesis event: `done`, `invalid: …` or `gave up: …`.
 async fn change_member(
-    target: Arc<dyn crate::target::Target>,
+    target: Arc<dyn crate::sut::Target>,
     id: usize,
     add: bool,
     via: Vec<usize>,

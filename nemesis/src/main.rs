@@ -14,7 +14,7 @@ mod progress;
 mod recorder;
 mod run;
 mod rundir;
-mod target;
+mod sut;
 mod workload;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -141,7 +141,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
     /// Path of the `cluster` binary (default: $NEMESIS_CLUSTER_BIN, a sibling of this
-    /// executable, or `cargo build --release -p cluster` inside the workspace).
+    /// executable, or `cargo build --release -p cluster-node` inside the workspace).
     #[arg(long)]
     pub cluster_bin: Option<PathBuf>,
     /// Timeout of every client request, in milliseconds.

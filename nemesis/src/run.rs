@@ -7,7 +7,7 @@ use crate::faults::{self, FaultSet, Nemesis};
 use crate::linear::{self, Linearizability};
 use crate::net::{self, Net, NetBackend};
 use crate::recorder::Recorder;
-use crate::target::{self, etcd::Etcd, raft::Raft, Cluster, Target};
+use crate::sut::{self, etcd::Etcd, raft::Raft, Processes, Target};
 use crate::workload::{self, append::Append, register::Register, Generator, WorkerCtx};
 use crate::{rundir, NetChoice, RunArgs, TargetKind, WorkloadKind};
 use anyhow::{bail, Context, Result};
@@ -71,14 +71,10 @@ pub fn make_target(
     if n == 0 || n > 200 {
         bail!("--nodes {n}: must be between 1 and 200");
     }
-    let block = target::address_block(u64::from(std::process::id()));
-    let nodes = target::node_nets(n, block, client_port(kind), uids);
+    let block = sut::address_block(u64::from(std::process::id()));
+    let nodes = sut::node_nets(n, block, client_port(kind), uids);
     Ok(match kind {
-        TargetKind::Raft => Arc::new(Raft::new(
-            target::find_cluster_bin(cluster_bin)?,
-            nodes,
-            bug,
-        )),
+        TargetKind::Raft => Arc::new(Raft::new(sut::find_cluster_bin(cluster_bin)?, nodes, bug)),
         TargetKind::Etcd => {
             if bug.is_some() {
                 bail!("--bug applies to --target raft only");
@@ -99,7 +95,7 @@ pub fn main(args: RunArgs) -> Result<Verdict> {
 
 /// Everything the run holds that must be torn down whatever happens.
 struct Rig {
-    cluster: Arc<Mutex<Cluster>>,
+    cluster: Arc<Mutex<Processes>>,
     net: Option<Arc<Mutex<Box<dyn Net>>>>,
 }
 
@@ -177,7 +173,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         .iter()
         .map(|n| (n.id, SocketAddr::new(n.ip.into(), n.port)))
         .collect();
-    let cluster = Cluster::new(target.clone(), &dir, |from, to| match &net {
+    let cluster = Processes::new(target.clone(), &dir, |from, to| match &net {
         Some(n) => n.peer_addr(from, to),
         None => direct[&to],
     })?;
@@ -187,7 +183,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     };
     lock(&rig.cluster).start_all()?;
     let http = Http::new(Duration::from_millis(500));
-    let leader = target::wait_for_leader(target.as_ref(), &http, Duration::from_secs(30))
+    let leader = sut::wait_for_leader(target.as_ref(), &http, Duration::from_secs(30))
         .await
         .with_context(|| format!("starting the cluster (node logs in {})", dir.display()))?;
     println!(
@@ -376,10 +372,10 @@ async fn final_phase(
     }
     recorder.nemesis("final-phase", json!("heal, resume and restart every node"));
     let http = Http::new(Duration::from_millis(500));
-    if let Err(e) = target::wait_for_leader(target, &http, Duration::from_secs(30)).await {
+    if let Err(e) = sut::wait_for_leader(target, &http, Duration::from_secs(30)).await {
         notes.push(format!("after healing: {e}"));
     }
-    let behind = target::wait_for_catch_up(target, &http, Duration::from_secs(30)).await;
+    let behind = sut::wait_for_catch_up(target, &http, Duration::from_secs(30)).await;
     if !behind.is_empty() {
         let mut views = Vec::new();
         for &id in &behind {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use cluster::node::{self, NodeOptions};
+use cluster_node::node::{self, NodeOptions};
 
 /// A Raft key-value store: one OS process per node, HTTP API (see cluster/API.md).
 #[derive(Parser)]
@@ -65,7 +65,7 @@ struct NodeArgs {
     #[arg(long)]
     no_fsync: bool,
     /// Switch on a bug in the Raft core (repeatable): commit-old-term, forget-vote,
-    /// no-log-check, local-read, early-read, unsafe-membership, truncate-matching.
+    /// no-log-check, local-read, early-read, unsafe-membership, truncate-matching, no-fsync.
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
     /// Client request deadline in milliseconds; a write not committed by then gets 504

@@ -263,7 +263,8 @@ pub async fn run(
     let (storage, rec) = Storage::open(
         &opts.data_dir,
         storage::Options {
-            fsync: opts.fsync,
+            // BUG: `no-fsync` writes the WAL but never makes it durable (bugs.rs).
+            fsync: opts.fsync && !opts.bugs.contains(raft::Bug::NoFsync),
             ..storage::Options::default()
         },
     )?;

@@ -25,11 +25,18 @@ pub enum Bug {
     UnsafeMembership,
     /// A follower truncates its log after a matching prevLogIndex even when the entries agree.
     TruncateMatching,
+    /// The driver acknowledges, votes and answers without making its hard state and new
+    /// entries durable first (no `fsync`). The core behaves as usual: this switch is for the
+    /// drivers. The node process skips every `fsync` of its write-ahead log; a simulation or
+    /// model that crashes a node loses what was not saved. A process kill keeps the page cache,
+    /// so only a lost power supply (the nemesis' `power-loss` fault) or a crash that drops
+    /// unsaved state exposes it: a node forgets a vote or an entry it acknowledged.
+    NoFsync,
 }
 
 impl Bug {
     /// Every switch, in declaration order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::CommitOldTerm,
         Bug::ForgetVote,
         Bug::NoLogCheck,
@@ -37,6 +44,7 @@ impl Bug {
         Bug::EarlyRead,
         Bug::UnsafeMembership,
         Bug::TruncateMatching,
+        Bug::NoFsync,
     ];
 
     /// The switch's name on command lines and in files (`commit-old-term`, …).
@@ -49,6 +57,7 @@ impl Bug {
             Bug::EarlyRead => "early-read",
             Bug::UnsafeMembership => "unsafe-membership",
             Bug::TruncateMatching => "truncate-matching",
+            Bug::NoFsync => "no-fsync",
         }
     }
 
@@ -63,9 +72,9 @@ impl fmt::Display for Bug {
     }
 }
 
-/// A name that is not one of the seven switches.
+/// A name that is not one of the eight switches.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bug switch {name:?}; known: commit-old-term, forget-vote, no-log-check, local-read, early-read, unsafe-membership, truncate-matching")]
+#[error("unknown bug switch {name:?}; known: commit-old-term, forget-vote, no-log-check, local-read, early-read, unsafe-membership, truncate-matching, no-fsync")]
 pub struct UnknownBug {
     /// The name as given.
     pub name: String,

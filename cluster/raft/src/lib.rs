@@ -127,8 +127,8 @@
 //!
 //! [`Config::bugs`] re-introduces classic mistakes one by one ([`Bug`]) so the testers can
 //! prove they catch each: `commit-old-term`, `forget-vote`, `no-log-check`, `local-read`,
-//! `early-read`, `unsafe-membership`, `truncate-matching`. Each is a single branch marked
-//! `BUG` in the source.
+//! `early-read`, `unsafe-membership`, `truncate-matching`, and for the drivers `no-fsync`.
+//! Each is a single branch marked `BUG` in the source.
 #![deny(missing_docs)]
 
 pub mod bugs;

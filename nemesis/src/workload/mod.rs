@@ -6,7 +6,7 @@ pub mod register;
 
 use crate::client::{Http, KvClient, Op, Outcome, PRECONDITION_FAILED};
 use crate::recorder::Recorder;
-use crate::target::Target;
+use crate::sut::Target;
 use histories::{Event, EventType, Key};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::client::BoxFut;
     use crate::net::NodeNet;
-    use crate::target::{NodeStatus, Target};
+    use crate::sut::{NodeStatus, Target};
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::path::Path;

@@ -2,7 +2,7 @@
 //!
 //! A target says how to start node `i` and how to talk to it; everything else (spawning,
 //! SIGKILL, SIGSTOP / SIGCONT, restart on the same data directory) is generic and lives in
-//! [`Cluster`]. Adding a system is one new file implementing [`Target`].
+//! [`Processes`]. Adding a system is one new file implementing [`Target`].
 
 pub mod etcd;
 pub mod raft;
@@ -112,13 +112,13 @@ struct NodeProc {
 }
 
 /// The processes of a running cluster. Dropping it kills every node it started.
-pub struct Cluster {
+pub struct Processes {
     target: Arc<dyn Target>,
     procs: Vec<NodeProc>,
     peers: BTreeMap<usize, BTreeMap<usize, SocketAddr>>,
 }
 
-impl Cluster {
+impl Processes {
     /// Prepares (does not start) the nodes, with data and logs under `dir`.
     /// `peer_addr(from, to)` is the address `from` uses to reach `to` (a relay under the
     /// proxy backend).
@@ -126,7 +126,7 @@ impl Cluster {
         target: Arc<dyn Target>,
         dir: &Path,
         peer_addr: impl Fn(usize, usize) -> SocketAddr,
-    ) -> Result<Cluster> {
+    ) -> Result<Processes> {
         let ids: Vec<usize> = target.nodes().iter().map(|n| n.id).collect();
         let mut procs = Vec::new();
         let mut peers = BTreeMap::new();
@@ -154,7 +154,7 @@ impl Cluster {
                 uid: n.uid,
             });
         }
-        Ok(Cluster {
+        Ok(Processes {
             target,
             procs,
             peers,
@@ -286,7 +286,7 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
+impl Drop for Processes {
     fn drop(&mut self) {
         self.stop_all();
     }
@@ -381,14 +381,14 @@ pub fn find_cluster_bin(explicit: Option<&Path>) -> Result<PathBuf> {
     let Some(root) = crate::rundir::workspace_root() else {
         bail!("cannot find the `cluster` binary: pass --cluster-bin or set NEMESIS_CLUSTER_BIN");
     };
-    eprintln!("nemesis: building the cluster binary (cargo build --release -p cluster)");
+    eprintln!("nemesis: building the cluster binary (cargo build --release -p cluster-node)");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "cluster"])
         .current_dir(&root)
         .status()
-        .context("running cargo build -p cluster")?;
+        .context("running cargo build -p cluster-node")?;
     if !status.success() {
-        bail!("cargo build --release -p cluster failed ({status})");
+        bail!("cargo build --release -p cluster-node failed ({status})");
     }
     let p = root.join("target/release/cluster");
     if !p.is_file() {
