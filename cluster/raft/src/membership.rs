@@ -1,7 +1,34 @@
 //! Cluster membership: voters, joint configurations (C_old,new), learners and quorums.
 
-use crate::message::{ConfChange, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// A node's identifier; `0` is never a valid id.
+pub type NodeId = u64;
+
+/// A membership change, carried by an [`crate::EntryKind::ConfChange`] entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ConfChange {
+    /// Add a voter (or promote a learner): a single-server change.
+    AddVoter(NodeId),
+    /// Add a learner (or demote a voter): a single-server change.
+    AddLearner(NodeId),
+    /// Remove a voter or learner: a single-server change.
+    Remove(NodeId),
+    /// Enter the joint configuration C_old,new with these incoming voters and learners.
+    /// With `auto_leave` the leader proposes [`ConfChange::LeaveJoint`] itself once the joint
+    /// configuration is committed.
+    EnterJoint {
+        /// The voters of C_new.
+        voters: BTreeSet<NodeId>,
+        /// The learners of C_new.
+        learners: BTreeSet<NodeId>,
+        /// Leave the joint configuration automatically once it is committed.
+        auto_leave: bool,
+    },
+    /// Leave the joint configuration: C_new alone decides from now on.
+    LeaveJoint,
+}
 
 /// The configuration in force: the voters, the outgoing voters while in a joint configuration
 /// (§6: decisions then need a majority of both), and the learners (non-voting members that
@@ -170,6 +197,49 @@ impl Membership {
     pub fn has_quorum(&self, ids: &BTreeSet<NodeId>) -> bool {
         let votes = ids.iter().map(|&id| (id, true)).collect();
         self.vote_result(&votes) == VoteResult::Won
+    }
+}
+
+fn ids(set: &BTreeSet<NodeId>) -> String {
+    let v: Vec<String> = set.iter().map(u64::to_string).collect();
+    format!("[{}]", v.join(","))
+}
+
+impl fmt::Display for ConfChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfChange::AddVoter(id) => write!(f, "add-voter {id}"),
+            ConfChange::AddLearner(id) => write!(f, "add-learner {id}"),
+            ConfChange::Remove(id) => write!(f, "remove {id}"),
+            ConfChange::EnterJoint {
+                voters,
+                learners,
+                auto_leave,
+            } => {
+                write!(f, "enter-joint voters={}", ids(voters))?;
+                if !learners.is_empty() {
+                    write!(f, " learners={}", ids(learners))?;
+                }
+                if *auto_leave {
+                    write!(f, " auto-leave")?;
+                }
+                Ok(())
+            }
+            ConfChange::LeaveJoint => write!(f, "leave-joint"),
+        }
+    }
+}
+
+impl fmt::Display for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "voters={}", ids(&self.voters))?;
+        if self.is_joint() {
+            write!(f, "&&{}", ids(&self.outgoing))?;
+        }
+        if !self.learners.is_empty() {
+            write!(f, " learners={}", ids(&self.learners))?;
+        }
+        Ok(())
     }
 }
 

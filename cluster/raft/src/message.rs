@@ -1,12 +1,8 @@
 //! The data the core exchanges with its driver and its peers: entries, hard state, snapshots
 //! and the messages of the protocol.
 
-use crate::membership::Membership;
-use std::collections::BTreeSet;
+pub use crate::membership::{ConfChange, Membership, NodeId};
 use std::fmt;
-
-/// A node's identifier; `0` is never a valid id.
-pub type NodeId = u64;
 
 /// What must be on stable storage before a node answers anyone (§5.1, Figure 2): the current
 /// term and the vote in it. The commit index is carried too, as etcd does, so a restarted node
@@ -19,30 +15,6 @@ pub struct HardState {
     pub vote: Option<NodeId>,
     /// The highest index known committed when this state was written.
     pub commit: u64,
-}
-
-/// A membership change, carried by an [`EntryKind::ConfChange`] entry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ConfChange {
-    /// Add a voter (or promote a learner): a single-server change.
-    AddVoter(NodeId),
-    /// Add a learner (or demote a voter): a single-server change.
-    AddLearner(NodeId),
-    /// Remove a voter or learner: a single-server change.
-    Remove(NodeId),
-    /// Enter the joint configuration C_old,new with these incoming voters and learners.
-    /// With `auto_leave` the leader proposes [`ConfChange::LeaveJoint`] itself once the joint
-    /// configuration is committed.
-    EnterJoint {
-        /// The voters of C_new.
-        voters: BTreeSet<NodeId>,
-        /// The learners of C_new.
-        learners: BTreeSet<NodeId>,
-        /// Leave the joint configuration automatically once it is committed.
-        auto_leave: bool,
-    },
-    /// Leave the joint configuration: C_new alone decides from now on.
-    LeaveJoint,
 }
 
 /// What an entry carries.
@@ -201,36 +173,6 @@ pub struct ReadState {
     pub index: u64,
 }
 
-fn ids(set: &BTreeSet<NodeId>) -> String {
-    let v: Vec<String> = set.iter().map(u64::to_string).collect();
-    format!("[{}]", v.join(","))
-}
-
-impl fmt::Display for ConfChange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfChange::AddVoter(id) => write!(f, "add-voter {id}"),
-            ConfChange::AddLearner(id) => write!(f, "add-learner {id}"),
-            ConfChange::Remove(id) => write!(f, "remove {id}"),
-            ConfChange::EnterJoint {
-                voters,
-                learners,
-                auto_leave,
-            } => {
-                write!(f, "enter-joint voters={}", ids(voters))?;
-                if !learners.is_empty() {
-                    write!(f, " learners={}", ids(learners))?;
-                }
-                if *auto_leave {
-                    write!(f, " auto-leave")?;
-                }
-                Ok(())
-            }
-            ConfChange::LeaveJoint => write!(f, "leave-joint"),
-        }
-    }
-}
-
 /// `index@term payload`, e.g. `5@2 "x"`, `4@2 noop`, `6@2 add-voter 4`.
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -240,19 +182,6 @@ impl fmt::Display for Entry {
             EntryKind::NoOp => write!(f, "noop"),
             EntryKind::ConfChange(cc) => write!(f, "{cc}"),
         }
-    }
-}
-
-impl fmt::Display for Membership {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "voters={}", ids(&self.voters))?;
-        if self.is_joint() {
-            write!(f, "&&{}", ids(&self.outgoing))?;
-        }
-        if !self.learners.is_empty() {
-            write!(f, " learners={}", ids(&self.learners))?;
-        }
-        Ok(())
     }
 }
 
