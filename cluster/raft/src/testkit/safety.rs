@@ -10,7 +10,7 @@ use crate::message::NodeId;
 use std::fmt::Debug;
 
 /// A broken safety property.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Safety {
     /// Election safety: two leaders in one term.
     #[error("election safety: nodes {first} and {second} both leaders in term {term}")]
