@@ -5,7 +5,8 @@
 //!
 //! Bug switches and how each is found (the cheapest search that finds it; BENCHMARKS.md has
 //! the times):
-//! - `forget-vote`, `no-log-check`: BFS within the default bounds (shortest paths).
+//! - `forget-vote`, `no-log-check`, `no-fsync`: BFS within the default bounds (shortest
+//!   paths); `no-fsync` makes the node's disk lazy, so a crash loses an unsynced vote.
 //! - `local-read`: DFS, two client operations (a write, then a read).
 //! - `early-read`, `truncate-matching`: seeded random walks (`Search::Simulation`) with the
 //!   step scheduler; `truncate-matching` needs a duplicating network (a stale AppendEntries
@@ -136,6 +137,29 @@ fn forget_vote_gives_two_leaders_in_one_term() {
     );
     assert_eq!(v.property, "election safety");
     // The restart is what makes the node forget its vote.
+    assert!(v.trace.contains("restarts from its disk"), "{}", v.trace);
+}
+
+/// The driver bug: the node's disk is lazy (flushed when a timer fires), so a node that
+/// votes, crashes before the flush and restarts votes again in the same term.
+#[test]
+fn no_fsync_forgets_a_vote_in_a_crash() {
+    let v = hunt(
+        Bug::NoFsync,
+        Bounds::default(),
+        Search::Bfs,
+        Duration::from_secs(120),
+    );
+    assert!(
+        [
+            "election safety",
+            "leader completeness",
+            "state machine safety"
+        ]
+        .contains(&v.property),
+        "{}",
+        v.property
+    );
     assert!(v.trace.contains("restarts from its disk"), "{}", v.trace);
 }
 

@@ -12,15 +12,21 @@
 //! assert!(outcome.violations.is_empty());
 //! ```
 
+// The files form layers, each using only those above it in this list: `register` (the
+// clients' object), `state` (states and messages), `actor` (the drivers of the core),
+// `properties` (the model and what must hold), `trace` and `chooser` (reading and walking
+// paths), `cli`.
 mod actor;
 mod chooser;
 pub mod cli;
 pub mod properties;
 pub mod register;
+pub mod state;
 pub mod trace;
 
-pub use actor::{fingerprint_node, Msg, NodeState, RaftActor, Timer};
+pub use actor::RaftActor;
 pub use properties::{ModelCfg, RaftModel, RaftState};
+pub use state::{Msg, NodeState, Timer};
 
 use actor::{ClientActor, NodeActor};
 use properties::{with_properties, COMMITTED};
@@ -57,7 +63,7 @@ pub struct Bounds {
     pub pre_vote: bool,
     /// Bug switches of the core.
     pub bugs: Bugs,
-    /// Leave the core's clock fields out of the state's identity (see [`fingerprint_node`]).
+    /// Leave the core's clock out of the state's identity (see `Node::hash_without_clock`).
     pub abstract_clock: bool,
     /// The membership workload: a leader may propose removing a voter (the highest-numbered
     /// other voter of its latest configuration) at any time. Off by default, so the default
@@ -201,8 +207,8 @@ impl Bounds {
                 LossyNetwork::No
             })
             .max_crashes(concurrent)
-            .record_msg_out(|cfg, h, env| h.on_send(cfg.nodes, env))
-            .record_msg_in(|cfg, h, env| h.on_receive(cfg.nodes, env))
+            .record_msg_out(|cfg, h, env| state::record_send(h, cfg.nodes, env))
+            .record_msg_in(|cfg, h, env| state::record_receive(h, cfg.nodes, env))
             .within_boundary(properties::within_boundary);
         Ok(with_properties(model))
     }

@@ -2,13 +2,17 @@
 //! linearizability of the clients' operations, and one `sometimes` property so that a model
 //! that never commits anything cannot pass.
 //!
-//! Each check returns `Some(explanation)` on a violation; the stateright properties are the
-//! same checks returning a bool, and the command line re-runs the check on the last state of
-//! a counterexample to say what broke.
+//! The Figure 3 checks themselves are the raft crate's test kit (`raft::testkit`), the same
+//! the simulation runs; here they read the history variables each state carries. Each check
+//! returns `Some(explanation)` on a violation; the stateright properties are the same checks
+//! returning a bool, and the command line re-runs the check on the last state of a
+//! counterexample to say what broke.
 
-use super::actor::{Broken, NodeState, RaftActor, State};
+use super::actor::RaftActor;
 use super::register::History;
-use raft::Role;
+use super::state::{Broken, NodeState, State};
+use raft::testkit::{self, Safety};
+use raft::{NodeId, Role};
 use stateright::actor::{ActorModel, ActorModelState};
 use stateright::Expectation;
 
@@ -65,25 +69,31 @@ pub fn within_boundary(cfg: &ModelCfg, state: &RaftState) -> bool {
     restarts <= cfg.max_restarts && !state.crashed[cfg.nodes..].iter().any(|c| *c)
 }
 
+fn id(i: usize) -> NodeId {
+    i as NodeId + 1
+}
+
+/// A monitor that fired inside a step and broke `property` (by the kit's variant).
+fn broken_in_step(cfg: &ModelCfg, state: &RaftState, rewrote: bool) -> Option<String> {
+    nodes(cfg, state).find_map(|(_, s, _)| match &s.ghost.broken {
+        Some(Broken::Safety(b @ Safety::LeaderRewrote { .. })) if rewrote => Some(b.to_string()),
+        Some(Broken::Safety(b @ Safety::StateMachine { .. })) if !rewrote => Some(b.to_string()),
+        _ => None,
+    })
+}
+
 /// Election safety: at most one leader per term, ever.
 pub fn election_safety(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
-    let all: Vec<(usize, u64)> = nodes(cfg, state)
-        .map(|(i, s, _)| (i, s.ghost.led))
+    let led: Vec<(NodeId, u64)> = nodes(cfg, state)
+        .map(|(i, s, _)| (id(i), s.ghost.led))
         .collect();
-    for (a, (i, la)) in all.iter().enumerate() {
-        for (j, lb) in &all[a + 1..] {
-            let both = la & lb;
-            if both != 0 {
-                return Some(format!(
-                    "n{} and n{} were both leader in term {}",
-                    i + 1,
-                    j + 1,
-                    both.trailing_zeros()
-                ));
-            }
-        }
-    }
-    None
+    let any = led.iter().fold(0, |acc, (_, l)| acc | l);
+    (0..64).filter(|t| any & (1 << t) != 0).find_map(|term| {
+        let leaders = led.iter().filter(|(_, l)| l & (1 << term) != 0);
+        testkit::election_safety(term, leaders.map(|(n, _)| *n))
+            .err()
+            .map(|b| b.to_string())
+    })
 }
 
 /// Log matching: two logs with an entry of the same index and term are identical up to it.
@@ -94,17 +104,9 @@ pub fn log_matching(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
         .collect();
     for (k, (a, sa)) in logs.iter().enumerate() {
         for (b, sb) in &logs[k + 1..] {
-            let (la, lb) = (sa.node.log(), sb.node.log());
-            let hi = la.last_index().min(lb.last_index());
-            let Some(agree) = (1..=hi).rev().find(|&i| la.term(i) == lb.term(i)) else {
-                continue;
-            };
-            if let Some(i) = (1..=agree).find(|&i| la.entry(i) != lb.entry(i)) {
-                return Some(format!(
-                    "n{} and n{} agree on the term at index {agree} but differ at index {i}",
-                    a + 1,
-                    b + 1
-                ));
+            if let Err(broken) = testkit::log_matching(id(*a), sa.node.log(), id(*b), sb.node.log())
+            {
+                return Some(broken.to_string());
             }
         }
     }
@@ -120,16 +122,11 @@ pub fn leader_completeness(cfg: &ModelCfg, state: &RaftState) -> Option<String> 
         }
         let term = ls.node.term();
         for (k, ks, _) in nodes(cfg, state) {
-            for (i, &(entry_term, when)) in ks.ghost.committed.iter().enumerate() {
-                let index = i as u64 + 1;
-                if term > when && ls.node.log().term(index) != Some(entry_term) {
-                    return Some(format!(
-                        "n{} leads term {term} without entry {index} (term {entry_term}), \
-                         which n{} saw committed in term {when}",
-                        l + 1,
-                        k + 1
-                    ));
-                }
+            let before = (ks.ghost.committed.iter().enumerate())
+                .filter(|(_, &(_, when))| when < term)
+                .map(|(i, &(entry_term, _))| (i as u64 + 1, entry_term));
+            if let Err(broken) = testkit::leader_completeness(id(l), term, ls.node.log(), before) {
+                return Some(format!("{broken} (seen committed by n{})", k + 1));
             }
         }
     }
@@ -139,25 +136,17 @@ pub fn leader_completeness(cfg: &ModelCfg, state: &RaftState) -> Option<String> 
 /// State machine safety: no two nodes ever apply different entries at one index (nor one
 /// node two entries at one index, across restarts).
 pub fn state_machine_safety(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
-    let all: Vec<(usize, &NodeState)> = nodes(cfg, state).map(|(i, s, _)| (i, s)).collect();
-    for (_, s) in &all {
-        if let Some(Broken::CommitChanged { index, was, now }) = &s.ghost.broken {
-            return Some(format!(
-                "a node applied term {now} at index {index} after applying term {was} there"
-            ));
-        }
+    if let Some(text) = broken_in_step(cfg, state, false) {
+        return Some(text);
     }
-    for (k, (a, sa)) in all.iter().enumerate() {
+    let all: Vec<(usize, &NodeState)> = nodes(cfg, state).map(|(i, s, _)| (i, s)).collect();
+    for (k, (_, sa)) in all.iter().enumerate() {
         for (b, sb) in &all[k + 1..] {
             let pairs = sa.ghost.committed.iter().zip(&sb.ghost.committed);
-            if let Some((i, ((ta, _), (tb, _)))) = pairs.enumerate().find(|(_, (x, y))| x.0 != y.0)
-            {
-                return Some(format!(
-                    "n{} applied the entry of term {ta} at index {}, n{} the entry of term {tb}",
-                    a + 1,
-                    i + 1,
-                    b + 1
-                ));
+            for (i, ((ta, _), (tb, _))) in pairs.enumerate() {
+                if let Err(broken) = testkit::applied_same(id(*b), i as u64 + 1, tb, ta) {
+                    return Some(broken.to_string());
+                }
             }
         }
     }
@@ -166,11 +155,10 @@ pub fn state_machine_safety(cfg: &ModelCfg, state: &RaftState) -> Option<String>
 
 /// Leader append-only, plus the other in-step monitors (a panic, a refused restart).
 pub fn leader_append_only(cfg: &ModelCfg, state: &RaftState) -> Option<String> {
+    if let Some(text) = broken_in_step(cfg, state, true) {
+        return Some(text);
+    }
     nodes(cfg, state).find_map(|(i, s, _)| match &s.ghost.broken {
-        Some(Broken::LeaderRewrote { term, index }) => Some(format!(
-            "n{}, leader of term {term}, changed its own entry at index {index}",
-            i + 1
-        )),
         Some(Broken::Panic(text)) => Some(format!("n{}: the core panicked: {text}", i + 1)),
         Some(Broken::Restart(text)) => Some(format!("n{} could not restart: {text}", i + 1)),
         _ => None,

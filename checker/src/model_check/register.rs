@@ -4,8 +4,6 @@
 //! Written apart from the node's state machine on purpose (house style: the implementation
 //! is never checked against itself); both are a few lines, and `apply` is the one rule.
 
-use super::actor::Msg;
-use stateright::actor::{Envelope, Id};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 
 /// A register value; 0 is the initial value.
@@ -116,41 +114,30 @@ impl History {
         self.tester.serialized_history().is_some()
     }
 
-    /// A client sent a request: the invocation, recorded once although the request goes to
-    /// every node (on the copy to the first node).
-    pub fn on_send(&self, nodes: usize, env: Envelope<&Msg>) -> Option<History> {
-        let Msg::Request { op, .. } = env.msg else {
-            return None;
-        };
-        if env.dst != Id::from(0) {
-            return None;
-        }
-        let client = (usize::from(env.src) - nodes) as u8;
+    /// Client `client` invokes `op`.
+    pub fn invoke(&self, client: usize, op: Op) -> History {
         let mut h = self.clone();
         // An invocation while one is in flight would be a bug of the model's client.
         h.tester
-            .on_invoke(client, *op)
+            .on_invoke(client as u8, op)
             .expect("a client has one operation in flight at a time");
-        h.ops[usize::from(client)].push((*op, None));
-        Some(h)
+        h.ops[client].push((op, None));
+        h
     }
 
-    /// A reply reached a client: the return, if it is the one the client waits for.
-    pub fn on_receive(&self, nodes: usize, env: Envelope<&Msg>) -> Option<History> {
-        let Msg::Reply { seq, ret } = env.msg else {
-            return None;
-        };
-        let client = usize::from(env.dst).checked_sub(nodes)?;
-        if self.returned.get(client) != Some(seq) {
+    /// Client `client` got `ret` for its operation `seq`: the return, if it is the one the
+    /// client waits for (not a duplicate or a late reply).
+    pub fn ret(&self, client: usize, seq: u8, ret: Ret) -> Option<History> {
+        if self.returned.get(client) != Some(&seq) {
             return None;
         }
         let mut h = self.clone();
         h.returned[client] += 1;
         h.tester
-            .on_return(client as u8, *ret)
+            .on_return(client as u8, ret)
             .expect("a reply matches the operation in flight");
         if let Some(last) = h.ops[client].last_mut() {
-            last.1 = Some(*ret);
+            last.1 = Some(ret);
         }
         Some(h)
     }

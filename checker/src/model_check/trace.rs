@@ -1,14 +1,11 @@
 //! Readable traces: a counterexample as one line per step (who sent what to whom, timeouts,
 //! crashes), each followed by a one-line summary of the nodes.
 
-use super::actor::{Msg, NodeState, State, Timer};
 use super::properties::{nodes, ModelCfg, RaftState};
-use raft::{EntryKind, Message, MessageBody, Role};
+pub use super::state::Action;
+use super::state::{Msg, State, Timer};
 use stateright::actor::{ActorModelAction, Id};
 use std::fmt::Write;
-
-/// The action type of the model.
-pub type Action = ActorModelAction<Msg, Timer, ()>;
 
 /// `n1`… for nodes, `c1`… for clients.
 pub fn actor_name(nodes: usize, id: Id) -> String {
@@ -18,93 +15,6 @@ pub fn actor_name(nodes: usize, id: Id) -> String {
     } else {
         format!("c{}", i - nodes + 1)
     }
-}
-
-fn entry_text(e: &raft::Entry) -> String {
-    let what = match &e.kind {
-        EntryKind::NoOp => "noop".to_string(),
-        EntryKind::ConfChange(c) => format!("{c:?}"),
-        EntryKind::Normal(data) => match super::actor::decode_command(data) {
-            Some((c, seq, op)) => format!("c{}#{seq} {op:?}", c + 1),
-            None => format!("{data:?}"),
-        },
-    };
-    format!("{}@t{} {what}", e.index, e.term)
-}
-
-/// One protocol message, briefly.
-pub fn describe_message(m: &Message) -> String {
-    let body = match &m.body {
-        MessageBody::RequestVote {
-            last_log_index,
-            last_log_term,
-            ..
-        } => format!("last=({last_log_index},t{last_log_term})"),
-        MessageBody::RequestVoteResponse { granted, .. } => {
-            (if *granted { "granted" } else { "rejected" }).to_string()
-        }
-        MessageBody::AppendEntries {
-            prev_log_index,
-            prev_log_term,
-            entries,
-            commit,
-        } => {
-            let es: Vec<String> = entries.iter().map(entry_text).collect();
-            format!(
-                "prev=({prev_log_index},t{prev_log_term}) [{}] commit={commit}",
-                es.join(", ")
-            )
-        }
-        MessageBody::AppendEntriesResponse {
-            success,
-            index,
-            conflict_index,
-            conflict_term,
-        } => {
-            if *success {
-                format!("ok match={index}")
-            } else {
-                format!("reject index={index} hint=({conflict_index},t{conflict_term})")
-            }
-        }
-        MessageBody::Heartbeat { commit, ctx } => format!("commit={commit} ctx={ctx}"),
-        MessageBody::HeartbeatResponse { ctx } => format!("ctx={ctx}"),
-        MessageBody::InstallSnapshot { snapshot } => {
-            format!("snapshot=({},t{})", snapshot.meta.index, snapshot.meta.term)
-        }
-    };
-    format!("{} t{} {body}", m.body.name(), m.term)
-}
-
-fn role_text(role: Role) -> &'static str {
-    match role {
-        Role::Follower => "F",
-        Role::PreCandidate => "P",
-        Role::Candidate => "C",
-        Role::Leader => "L",
-    }
-}
-
-/// One node, briefly: role, term, vote, log terms, commit, register value.
-pub fn describe_node(s: &NodeState) -> String {
-    let st = s.node.status();
-    let log: Vec<String> = s
-        .node
-        .log()
-        .all_entries()
-        .iter()
-        .map(|e| e.term.to_string())
-        .collect();
-    let vote = st.vote.map_or("-".into(), |v| format!("n{v}"));
-    format!(
-        "{} t{} vote={} log=[{}] commit={} value={}",
-        role_text(st.role),
-        st.term,
-        vote,
-        log.join(","),
-        st.commit,
-        s.machine.value
-    )
 }
 
 /// One step, briefly.
@@ -135,7 +45,8 @@ pub fn describe_action(nodes: usize, action: &Action) -> String {
 
 fn describe_msg(msg: &Msg) -> String {
     match msg {
-        Msg::Raft(w) => describe_message(&w.decode()),
+        // The core's own rendering (`1->2 AppendEntries term=2 prev=1@1 ...`).
+        Msg::Raft(w) => w.decode().to_string(),
         Msg::Request { seq, op } => format!("request #{seq} {op:?}"),
         Msg::Reply { seq, ret } => format!("reply #{seq} {ret:?}"),
     }
@@ -148,13 +59,7 @@ pub fn describe_state(cfg: &ModelCfg, state: &RaftState) -> String {
         if !out.is_empty() {
             out.push_str(" | ");
         }
-        let _ = write!(
-            out,
-            "n{}{} {}",
-            i + 1,
-            if crashed { "x" } else { "" },
-            describe_node(s)
-        );
+        let _ = write!(out, "n{}{} {s:?}", i + 1, if crashed { "x" } else { "" },);
     }
     for s in state.actor_states.iter().skip(cfg.nodes) {
         if let State::Client(c) = &**s {

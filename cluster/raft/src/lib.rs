@@ -144,7 +144,10 @@ mod read_only;
 mod ready;
 mod replication;
 pub mod rng;
+#[cfg(feature = "testkit")]
 pub mod sim;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use bugs::{Bug, Bugs, UnknownBug};
 pub use codec::{decode_messages, encode_messages, DecodeError};

@@ -16,6 +16,7 @@ use crate::read_only::ReadOnly;
 use crate::ready::{PersistedState, Ready, Role, Status};
 use crate::rng::Rng;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 /// One Raft node: a deterministic state machine driven by its inputs alone.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -148,6 +149,58 @@ impl Node {
     /// The current role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Feeds the node's state into `h` without its clock: the configuration (constant per
+    /// node), the elapsed ticks, the drawn election timeout, the generator drawing it, and
+    /// each follower's `recent_active` flag.
+    ///
+    /// For model checkers that replace ticks by timer events firing at any moment: two
+    /// nodes that differ only in these fields behave alike there (with check-quorum off), so
+    /// hashing them apart multiplies the states. The destructuring is exhaustive on
+    /// purpose: a new field does not compile until it is sorted into clock or state.
+    pub fn hash_without_clock<H: Hasher>(&self, h: &mut H) {
+        let Node {
+            cfg: _,
+            role,
+            term,
+            vote,
+            leader,
+            log,
+            snapshot,
+            pending_snapshot,
+            progress,
+            votes,
+            election_elapsed: _,
+            heartbeat_elapsed: _,
+            randomized_timeout: _,
+            rng: _,
+            read_only,
+            pending_proposals,
+            pending_broadcast,
+            msgs,
+            read_states,
+            dropped_reads,
+            dropped_proposals,
+            unknown_proposals,
+            persisted_hs,
+        } = self;
+        (role, term, vote, leader, log, snapshot, pending_snapshot).hash(h);
+        progress.len().hash(h);
+        for (id, p) in progress {
+            let Progress {
+                matched,
+                next,
+                state,
+                probe_sent,
+                inflight,
+                recent_active: _,
+            } = p;
+            (id, matched, next, state, probe_sent, inflight).hash(h);
+        }
+        (votes, read_only, pending_proposals, pending_broadcast, msgs).hash(h);
+        (read_states, dropped_reads, dropped_proposals).hash(h);
+        (unknown_proposals, persisted_hs).hash(h);
     }
 
     /// The current term.

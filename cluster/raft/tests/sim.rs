@@ -10,6 +10,7 @@
 //! after healing. A failing seed replays exactly: `Sim::new(SimConfig { seed, .. }).run()`.
 
 use raft::sim::{Sim, SimConfig, SimStats, Violation, ViolationKind};
+use raft::testkit::Safety;
 use raft::{Bug, Bugs};
 
 /// Runs every seed; the first violation fails, with its seed in the message.
@@ -140,8 +141,8 @@ fn bug_commit_old_term_is_caught() {
     let v = caught(Bug::CommitOldTerm, 1000, figure8);
     assert!(matches!(
         v.kind,
-        ViolationKind::LeaderIncomplete { .. }
-            | ViolationKind::StateMachine { .. }
+        ViolationKind::Safety(Safety::LeaderIncomplete { .. })
+            | ViolationKind::Safety(Safety::StateMachine { .. })
             | ViolationKind::LostWrite { .. }
     ));
 }
@@ -151,9 +152,9 @@ fn bug_forget_vote_is_caught() {
     let v = caught(Bug::ForgetVote, 1000, three);
     assert!(matches!(
         v.kind,
-        ViolationKind::TwoLeaders { .. }
-            | ViolationKind::LeaderIncomplete { .. }
-            | ViolationKind::StateMachine { .. }
+        ViolationKind::Safety(Safety::TwoLeaders { .. })
+            | ViolationKind::Safety(Safety::LeaderIncomplete { .. })
+            | ViolationKind::Safety(Safety::StateMachine { .. })
     ));
 }
 
@@ -162,7 +163,8 @@ fn bug_no_log_check_is_caught() {
     let v = caught(Bug::NoLogCheck, 500, three);
     assert!(matches!(
         v.kind,
-        ViolationKind::LeaderIncomplete { .. } | ViolationKind::StateMachine { .. }
+        ViolationKind::Safety(Safety::LeaderIncomplete { .. })
+            | ViolationKind::Safety(Safety::StateMachine { .. })
     ));
 }
 
@@ -189,11 +191,27 @@ fn bug_truncate_matching_is_caught() {
     let v = caught(Bug::TruncateMatching, 500, unreliable);
     assert!(matches!(
         v.kind,
-        ViolationKind::LeaderIncomplete { .. }
-            | ViolationKind::CommitBeyondLog { .. }
-            | ViolationKind::StateMachine { .. }
+        ViolationKind::Safety(Safety::LeaderIncomplete { .. })
+            | ViolationKind::Safety(Safety::CommitBeyondLog { .. })
+            | ViolationKind::Safety(Safety::StateMachine { .. })
             | ViolationKind::LostWrite { .. }
     ));
+}
+
+/// The driver bug: the simulation's disks are lazy (flushed once per tick), so a node that
+/// crashes between voting or acknowledging and the next flush forgets it.
+#[test]
+fn bug_no_fsync_is_caught() {
+    let v = caught(Bug::NoFsync, 1000, three);
+    assert!(
+        matches!(
+            v.kind,
+            ViolationKind::Safety(_)
+                | ViolationKind::LostWrite { .. }
+                | ViolationKind::StaleRead { .. }
+        ),
+        "{v}"
+    );
 }
 
 /// With a bug switch on, the core misbehaves as designed but never panics: the node process

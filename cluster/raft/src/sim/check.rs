@@ -1,11 +1,11 @@
-//! The simulator's invariant checks: election safety, leader completeness, log matching,
-//! state machine safety, durable acknowledged writes and linearizable reads.
+//! The simulator's invariant checks: Figure 3's properties (from the test kit) as the run
+//! goes, durable acknowledged writes and linearizable reads.
 
 use super::SimNode;
-use crate::log::RaftLog;
 use crate::message::{Entry, EntryKind, NodeId};
 use crate::node::Node;
 use crate::ready::Role;
+use crate::testkit::{self, Safety};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -28,6 +28,9 @@ impl Violation {
             kind,
         }
     }
+    pub(crate) fn safety(broken: Safety) -> Violation {
+        Violation::new(ViolationKind::Safety(broken))
+    }
     pub(crate) fn at(mut self, seed: u64, step: u32) -> Violation {
         self.seed = seed;
         self.step = step;
@@ -46,60 +49,9 @@ impl std::error::Error for Violation {}
 /// The properties (Figure 3 of the paper, plus what clients see).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ViolationKind {
-    /// Election safety: two leaders in one term.
-    #[error("election safety: nodes {first} and {second} both leaders in term {term}")]
-    TwoLeaders {
-        /// The term.
-        term: u64,
-        /// The first leader seen.
-        first: NodeId,
-        /// The second.
-        second: NodeId,
-    },
-    /// Leader completeness: a new leader lacks a committed entry.
-    #[error("leader completeness: leader {node} of term {term} lacks committed entry {index}")]
-    LeaderIncomplete {
-        /// The leader.
-        node: NodeId,
-        /// Its term.
-        term: u64,
-        /// The entry it lacks.
-        index: u64,
-    },
-    /// Log matching: same index and term, different entries (or prefixes).
-    #[error("log matching: nodes {a} and {b} agree on the term at {agree} but differ at {index}")]
-    LogMatching {
-        /// A node.
-        a: NodeId,
-        /// Another.
-        b: NodeId,
-        /// The index where the terms agree.
-        agree: u64,
-        /// An index at or before it where the entries differ.
-        index: u64,
-    },
-    /// State machine safety: two different entries applied at one index.
-    #[error("state machine safety: node {node} applied {got} at index {index}, another node applied {want}")]
-    StateMachine {
-        /// The node.
-        node: NodeId,
-        /// The index.
-        index: u64,
-        /// What it applied.
-        got: String,
-        /// What was applied elsewhere.
-        want: String,
-    },
-    /// A node's commit index points past its log: committed entries were lost.
-    #[error("node {node} has commit index {commit} beyond its last index {last}")]
-    CommitBeyondLog {
-        /// The node.
-        node: NodeId,
-        /// Its commit index.
-        commit: u64,
-        /// Its last index.
-        last: u64,
-    },
+    /// One of Figure 3's properties (the test kit's checks).
+    #[error("{0}")]
+    Safety(#[from] Safety),
     /// Entries were not applied one after another.
     #[error("node {node} applied index {index} after {applied}")]
     ApplyGap {
@@ -194,53 +146,28 @@ impl Checker {
     /// committed entry (§5.4), and the commit index is within the log.
     pub(crate) fn observe(&mut self, id: NodeId, node: &Node) -> Result<(), Violation> {
         let st = node.status();
-        if st.commit > st.last_index {
-            return Err(Violation::new(ViolationKind::CommitBeyondLog {
-                node: id,
-                commit: st.commit,
-                last: st.last_index,
-            }));
-        }
+        testkit::commit_within_log(id, st.commit, st.last_index).map_err(Violation::safety)?;
         let now = (st.term, st.role);
         if self.last_seen.insert(id, now) == Some(now) || st.role != Role::Leader {
             return Ok(());
         }
         let first = *self.leaders.entry(st.term).or_insert(id);
-        if first != id {
-            return Err(Violation::new(ViolationKind::TwoLeaders {
-                term: st.term,
-                first,
-                second: id,
-            }));
-        }
-        let log = node.log();
-        for (&index, (term, _)) in self.committed.range(log.snapshot_meta().index + 1..) {
-            if log.term(index) != Some(*term) {
-                return Err(Violation::new(ViolationKind::LeaderIncomplete {
-                    node: id,
-                    term: st.term,
-                    index,
-                }));
-            }
-        }
-        Ok(())
+        testkit::election_safety(st.term, [first, id]).map_err(Violation::safety)?;
+        let committed = self
+            .committed
+            .iter()
+            .map(|(&index, (term, _))| (index, *term));
+        testkit::leader_completeness(id, st.term, node.log(), committed).map_err(Violation::safety)
     }
 
     /// State machine safety: every node applies the same entry at each index.
     pub(crate) fn applied(&mut self, id: NodeId, e: &Entry) -> Result<(), Violation> {
-        let (term, kind) = self
+        let want = self
             .committed
             .entry(e.index)
             .or_insert_with(|| (e.term, e.kind.clone()));
-        if *term != e.term || *kind != e.kind {
-            return Err(Violation::new(ViolationKind::StateMachine {
-                node: id,
-                index: e.index,
-                got: format!("{:?}@{}", e.kind, e.term),
-                want: format!("{kind:?}@{term}"),
-            }));
-        }
-        Ok(())
+        testkit::applied_same(id, e.index, &(e.term, e.kind.clone()), &*want)
+            .map_err(Violation::safety)
     }
 
     pub(crate) fn acked(&mut self, cmd: u64, index: u64) {
@@ -308,39 +235,4 @@ impl Checker {
         }
         Ok(())
     }
-}
-
-/// Log matching between two logs: if they agree on the term at an index, they hold the same
-/// entries up to it (of what both still hold).
-pub(crate) fn log_matching(
-    a: NodeId,
-    la: &RaftLog,
-    b: NodeId,
-    lb: &RaftLog,
-) -> Result<(), Violation> {
-    let lo = la.first_index().max(lb.first_index());
-    let hi = la.last_index().min(lb.last_index());
-    let mut agree = None;
-    let mut i = hi;
-    while i >= lo && i > 0 {
-        if la.term(i) == lb.term(i) {
-            agree = Some(i);
-            break;
-        }
-        i -= 1;
-    }
-    let Some(agree) = agree else {
-        return Ok(());
-    };
-    for index in lo..=agree {
-        if la.entry(index) != lb.entry(index) {
-            return Err(Violation::new(ViolationKind::LogMatching {
-                a,
-                b,
-                agree,
-                index,
-            }));
-        }
-    }
-    Ok(())
 }

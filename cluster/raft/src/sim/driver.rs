@@ -1,54 +1,12 @@
-//! The simulator's driver: a disk and a state machine per node, and the loop that follows
-//! the crate's driver contract (persist, send, apply, answer, advance) after every input.
+//! The simulator's driver: a state machine per node, and the loop that follows the crate's
+//! driver contract (persist to the test kit's disk, send, apply, answer, advance) after every
+//! input.
 
 use super::check::ViolationKind;
 use super::{Sim, Violation};
-use crate::message::{Entry, EntryKind, HardState, NodeId, Snapshot};
+use crate::message::{Entry, EntryKind, NodeId, Snapshot};
 use crate::node::Node;
-use crate::ready::{PersistedState, Ready};
-
-/// What a node has on stable storage.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Disk {
-    /// The last hard state written.
-    pub hard_state: HardState,
-    /// The last snapshot written.
-    pub snapshot: Option<Snapshot>,
-    /// Entries after the snapshot.
-    pub entries: Vec<Entry>,
-}
-
-impl Disk {
-    /// Step 3 of the driver contract: snapshot, truncation, entries, hard state.
-    pub fn persist(&mut self, rd: &Ready) {
-        if let Some(snap) = &rd.snapshot {
-            self.entries.clear();
-            self.snapshot = Some(snap.clone());
-        }
-        if let Some(from) = rd.truncate_from {
-            self.entries.retain(|e| e.index < from);
-        }
-        self.entries.extend(rd.entries.iter().cloned());
-        if let Some(hs) = &rd.hard_state {
-            self.hard_state = hs.clone();
-        }
-    }
-
-    /// Step 8: a snapshot the node made itself; the covered entries go.
-    pub fn install_own_snapshot(&mut self, snap: Snapshot) {
-        self.entries.retain(|e| e.index > snap.meta.index);
-        self.snapshot = Some(snap);
-    }
-
-    /// What a restarting node reads back.
-    pub fn persisted(&self) -> PersistedState {
-        PersistedState {
-            hard_state: self.hard_state.clone(),
-            snapshot: self.snapshot.clone(),
-            entries: self.entries.clone(),
-        }
-    }
-}
+use crate::testkit;
 
 /// The simulated state machine: the commands applied, with their indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -189,7 +147,7 @@ impl Sim {
             .collect();
         for (i, (a, na)) in logs.iter().enumerate() {
             for (b, nb) in &logs[i + 1..] {
-                super::check::log_matching(*a, na.log(), *b, nb.log())?;
+                testkit::log_matching(*a, na.log(), *b, nb.log()).map_err(Violation::safety)?;
             }
         }
         Ok(())

@@ -9,14 +9,15 @@ mod check;
 mod driver;
 
 pub use check::{Violation, ViolationKind};
-pub use driver::{Disk, StateMachine};
+pub use driver::StateMachine;
 
-use crate::bugs::Bugs;
+use crate::bugs::{Bug, Bugs};
 use crate::config::Config;
 use crate::message::{ConfChange, Message, NodeId};
 use crate::node::Node;
 use crate::ready::Role;
 use crate::rng::Rng;
+use crate::testkit::Disk;
 use check::Checker;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -159,7 +160,7 @@ impl Sim {
                 SimNode {
                     node: Some(node),
                     config: c,
-                    disk: Disk::default(),
+                    disk: Disk::new(cfg.bugs.contains(Bug::NoFsync)),
                     sm: StateMachine::default(),
                 },
             );
@@ -202,6 +203,11 @@ impl Sim {
             r < acc
         };
         if hit(c.tick) {
+            // A lazy disk (`no-fsync`) is flushed in the background once per tick: what a
+            // node wrote since the last tick is lost if it crashes before this.
+            for s in self.nodes.values_mut() {
+                s.disk.sync();
+            }
             for id in self.ids() {
                 self.with_node(id, |n| n.tick())?;
             }
@@ -350,6 +356,7 @@ impl Sim {
     fn crash(&mut self, id: NodeId) {
         let s = self.nodes.get_mut(&id).expect("node");
         s.node = None;
+        s.disk.crash();
         self.writes.remove(&id);
         self.reads.retain(|(n, _), _| *n != id);
         self.stats.crashes += 1;
@@ -363,7 +370,7 @@ impl Sim {
                 error: e.to_string(),
             })
         })?;
-        s.sm = StateMachine::restore(s.disk.snapshot.as_ref());
+        s.sm = StateMachine::restore(s.disk.current().snapshot.as_ref());
         s.node = Some(node);
         self.drain(id)
     }

@@ -1,7 +1,8 @@
 //! The scenario environment: nodes, their disks, a message queue, partitions, and the
 //! command interpreter that prints a protocol trace.
 
-use raft::sim::{Disk, StateMachine};
+use raft::sim::StateMachine;
+use raft::testkit::Disk;
 use raft::{Bugs, ConfChange, Config, EntryKind, Message, Node, NodeId, Ready};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -197,7 +198,7 @@ impl Env {
                 let peer = self.peers.get_mut(&id).ok_or("no such node")?;
                 let node = Node::new(peer.config.clone(), Some(peer.disk.persisted()))
                     .map_err(|e| e.to_string())?;
-                peer.sm = StateMachine::restore(peer.disk.snapshot.as_ref());
+                peer.sm = StateMachine::restore(peer.disk.current().snapshot.as_ref());
                 let st = node.status();
                 let _ = writeln!(
                     self.out,
