@@ -10,6 +10,9 @@ use tokio::sync::oneshot;
 
 use crate::kv::Command;
 
+/// Largest request body accepted (413 above it).
+pub const BODY_LIMIT: usize = 1 << 20;
+
 /// A client operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientOp {

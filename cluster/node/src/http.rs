@@ -28,16 +28,12 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{self, Answer, ApiError, ClientOp, Input, Refusal};
+use crate::api::{self, Answer, ApiError, ClientOp, Input, Refusal, BODY_LIMIT};
 use crate::transport::Transport;
-use crate::wire;
+use crate::wire::{self, RAFT_FROM};
 
-/// Largest request body accepted.
-pub const BODY_LIMIT: usize = 1 << 20;
 /// Header naming the node that forwarded a client request (it is never forwarded twice).
 pub const FORWARDED_FROM: &str = "x-forwarded-from";
-/// Header naming the sender of peer messages.
-pub const RAFT_FROM: &str = "x-raft-from";
 
 /// State shared by every connection task.
 pub struct Shared {
@@ -283,14 +279,38 @@ fn no_content() -> Resp {
 /// requests too (their answers go back on this node's own stream to the peer), answers to
 /// this node's forwarded requests to their waiting clients. Answered only when the stream
 /// ends: 204 if it ended between frames, 400 inside one or on a malformed frame, 413 for a
-/// frame over the limit.
+/// frame over the limit. A refusal carries [`wire::FRAMES_DONE`], the number of frames
+/// handled before it, so the sender knows which forwarded requests were never seen.
 async fn peer_stream(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let mut done = 0u64;
+    match read_stream(shared, req, &mut done).await {
+        Ok(()) => Ok(no_content()),
+        Err(e) => {
+            let mut r = error_response(&e);
+            r.headers_mut()
+                .insert(wire::FRAMES_DONE, HeaderValue::from(done));
+            Ok(r)
+        }
+    }
+}
+
+/// Reads a peer stream to its end, counting in `done` the frames handed on. A frame counts
+/// as soon as it is handed on, even if handing it failed half way (the node stopping): what
+/// it held may have been seen, so its forwarded requests stay of unknown outcome.
+async fn read_stream(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    done: &mut u64,
+) -> Result<(), ApiError> {
     let from = peer_id(shared, &req)?;
     let mut body = req.into_body();
     let mut buf = BytesMut::new();
+    let mut assembler = wire::Assembler::default();
     let refused = |e: wire::WireError| {
         let status = match e {
-            wire::WireError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            wire::WireError::TooLarge(_) | wire::WireError::AssembledTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             wire::WireError::Malformed { .. } => StatusCode::BAD_REQUEST,
         };
         ApiError::definite(status, format!("peer stream from {from}: {e}"))
@@ -307,17 +327,22 @@ async fn peer_stream(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Res
                 break;
             }
             buf.advance(4);
-            let frame = wire::decode_frame(buf.split_to(len).freeze()).map_err(refused)?;
-            on_frame(shared, from, frame).await?;
+            let whole = assembler
+                .push(buf.split_to(len).freeze())
+                .map_err(refused)?;
+            *done += 1;
+            if let Some(frame) = whole {
+                on_frame(shared, from, frame).await?;
+            }
         }
     }
-    if !buf.is_empty() {
+    if !buf.is_empty() || assembler.is_partial() {
         return Err(ApiError::bad_request(format!(
             "peer stream from {from} ended inside a frame ({} bytes left)",
             buf.len()
         )));
     }
-    Ok(no_content())
+    Ok(())
 }
 
 async fn on_frame(shared: &Arc<Shared>, from: u64, frame: wire::Frame) -> Result<(), ApiError> {

@@ -40,14 +40,17 @@ use tokio::net::TcpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Answer, ApiError, ClientOp, Refusal};
-use crate::http::RAFT_FROM;
-use crate::wire::FrameBuilder;
+use crate::wire::{self, FrameBuilder, RAFT_FROM};
 
 /// Messages queued per peer before new ones are dropped.
 const QUEUE: usize = 4096;
-/// Most messages per frame. The core caps AppendEntries at `max_batch` entries, so a frame
-/// of small key-value commands stays well under the receiver's 1 MiB frame limit.
+/// Most messages per frame.
 const MAX_BATCH: usize = 64;
+/// A frame takes no further message once it holds this many bytes. The core bounds one
+/// AppendEntries by bytes too (`max_append_bytes`), so a frame stays near this size unless a
+/// single message is larger (one entry near the body limit, a snapshot), which then goes
+/// alone, in pieces if it is over the frame limit (`wire::pieces`).
+const FRAME_BYTES: usize = 256 << 10;
 /// Frames waiting for the socket before new ones are dropped (a stopped or partitioned peer).
 const FRAMES: usize = 64;
 /// How long sent data may stay unacknowledged by the peer's TCP before the connection is
@@ -79,6 +82,8 @@ struct Peer {
 struct Forwarded {
     to: u64,
     is_write: bool,
+    /// The number of the frame that carried it on the current stream to `to`, once sent.
+    frame: Option<u64>,
     reply: oneshot::Sender<Result<Answer, Refusal>>,
 }
 
@@ -149,6 +154,7 @@ impl Transport {
             Forwarded {
                 to,
                 is_write,
+                frame: None,
                 reply,
             },
         );
@@ -189,20 +195,41 @@ impl Transport {
         self.resolve(id, Err(Refusal::Error(e)));
     }
 
-    /// The stream to `to` broke: every request forwarded to it may or may not have reached
-    /// it, and its answer will not come back. Writes get an unknown outcome, reads a failure.
-    fn connection_lost(&self, to: u64) {
-        let lost: Vec<Forwarded> = {
+    /// Records that forwarded requests `ids` left in frame `frame` of the current stream.
+    fn sent_in(&self, ids: &[u64], frame: u64) {
+        let mut map = self.forwards.lock().unwrap();
+        for id in ids {
+            if let Some(f) = map.get_mut(id) {
+                f.frame = Some(frame);
+            }
+        }
+    }
+
+    /// The stream to `to` ended: every request sent on it is still waiting for an answer that
+    /// will not come. If the peer refused the stream after handling `done` frames, requests
+    /// sent in later frames were never seen: definitely not applied. The others may or may
+    /// not have arrived: writes get an unknown outcome, reads a failure. Requests still
+    /// queued stay: they go on the next stream (or fail as never sent).
+    fn connection_lost(&self, to: u64, done: Option<u64>) {
+        let lost: Vec<(u64, Forwarded)> = {
             let mut map = self.forwards.lock().unwrap();
             let ids: Vec<u64> = map
                 .iter()
-                .filter(|(_, f)| f.to == to)
+                .filter(|(_, f)| f.to == to && f.frame.is_some())
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| map.remove(id)).collect()
+            ids.iter()
+                .filter_map(|id| map.remove(id))
+                .map(|f| (f.frame.unwrap_or(0), f))
+                .collect()
         };
-        for f in lost {
-            let e = if f.is_write {
+        for (frame, f) in lost {
+            let e = if done.is_some_and(|d| frame >= d) {
+                ApiError::definite(
+                    hyper::StatusCode::SERVICE_UNAVAILABLE,
+                    "the leader refused the connection before reading the request (not applied)",
+                )
+            } else if f.is_write {
                 ApiError::unknown("connection to the leader lost after forwarding")
             } else {
                 ApiError::definite(
@@ -212,6 +239,17 @@ impl Transport {
             };
             let _ = f.reply.send(Err(Refusal::Error(e)));
         }
+    }
+}
+
+/// A rough count of the bytes `m` takes in a frame, for [`FRAME_BYTES`].
+fn weight(m: &Message) -> usize {
+    match &m.body {
+        raft::MessageBody::AppendEntries { entries, .. } => {
+            entries.iter().map(|e| e.payload_len() + 32).sum::<usize>() + 64
+        }
+        raft::MessageBody::InstallSnapshot { snapshot } => snapshot.data.len() + 64,
+        _ => 64,
     }
 }
 
@@ -302,53 +340,89 @@ async fn sender(t: Arc<Transport>, to: u64, addr: String, mut rx: mpsc::Receiver
         let answer = req_tx.send_request(req);
         tokio::pin!(answer);
         tracing::debug!(to, %addr, "connected");
-        loop {
+        // Frames written on this stream, numbered as the receiver counts them.
+        let mut written = 0u64;
+        let done = loop {
             tokio::select! {
                 res = &mut answer => {
-                    match res {
-                        Ok(resp) => tracing::warn!(to, status = %resp.status(), "peer closed the stream"),
-                        Err(e) => tracing::debug!(to, "peer connection lost: {e}"),
-                    }
-                    break;
+                    break match res {
+                        Ok(resp) => {
+                            tracing::warn!(to, status = %resp.status(), "peer closed the stream");
+                            resp.headers()
+                                .get(wire::FRAMES_DONE)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok())
+                        }
+                        Err(e) => {
+                            tracing::debug!(to, "peer connection lost: {e}");
+                            None
+                        }
+                    };
                 }
                 first = rx.recv() => {
                     let Some(first) = first else { return };
                     backoff = Duration::from_millis(10);
-                    let mut items = vec![first];
-                    while items.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(m) => items.push(m),
-                            Err(_) => break,
-                        }
-                    }
-                    let mut msgs = Vec::new();
-                    let mut forwarded = Vec::new();
-                    let mut b = FrameBuilder::default();
-                    for item in items {
-                        match item {
-                            Outgoing::Raft(m) => msgs.push(m),
-                            Outgoing::Forward { id, op } => {
-                                b.forward(id, &op);
-                                forwarded.push(id);
+                    let (frame, forwarded) = batch(first, &mut rx);
+                    let parts = wire::pieces(frame);
+                    let n = parts.len() as u64;
+                    if n == 1 {
+                        let part = parts.into_iter().next().expect("one part");
+                        if frames.try_send(part).is_err() {
+                            tracing::trace!(to, "peer stream not draining, batch dropped");
+                            for id in forwarded {
+                                t.unsent(id);
                             }
-                            Outgoing::Answer { id, res } => b.answer(id, &res),
+                            continue;
+                        }
+                    } else {
+                        // The pieces of one frame go back to back, so wait for room rather
+                        // than drop one of them; a broken stream ends the wait.
+                        for part in parts {
+                            if frames.send(part).await.is_err() {
+                                break;
+                            }
                         }
                     }
-                    let raft = (!msgs.is_empty()).then(|| raft::encode_messages(&msgs));
-                    if frames.try_send(b.finish(raft)).is_err() {
-                        tracing::trace!(to, "peer stream not draining, batch dropped");
-                        for id in forwarded {
-                            t.unsent(id);
-                        }
-                    }
+                    written += n;
+                    t.sent_in(&forwarded, written - 1);
                 }
             }
-        }
-        t.connection_lost(to);
+        };
+        t.connection_lost(to, done);
         // Refused or broken: wait a little so a peer that refuses at once is not hammered.
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(500));
     }
+}
+
+/// Takes `first` and whatever else is queued, up to [`MAX_BATCH`] items or [`FRAME_BYTES`],
+/// into one frame; returns it and the ids of the requests it forwards.
+fn batch(first: Outgoing, rx: &mut mpsc::Receiver<Outgoing>) -> (bytes::Bytes, Vec<u64>) {
+    let mut msgs = Vec::new();
+    let mut raft_bytes = 0;
+    let mut forwarded = Vec::new();
+    let mut b = FrameBuilder::default();
+    let mut next = Some(first);
+    let mut taken = 0;
+    while let Some(item) = next.take() {
+        match item {
+            Outgoing::Raft(m) => {
+                raft_bytes += weight(&m);
+                msgs.push(m);
+            }
+            Outgoing::Forward { id, op } => {
+                b.forward(id, &op);
+                forwarded.push(id);
+            }
+            Outgoing::Answer { id, res } => b.answer(id, &res),
+        }
+        taken += 1;
+        if taken < MAX_BATCH && raft_bytes + b.len() < FRAME_BYTES {
+            next = rx.try_recv().ok();
+        }
+    }
+    let raft = (!msgs.is_empty()).then(|| raft::encode_messages(&msgs));
+    (b.finish(raft), forwarded)
 }
 
 #[cfg(test)]
@@ -425,5 +499,42 @@ mod tests {
             "a write that may have arrived is unknown: {e:?}"
         );
         assert_eq!(e.status, hyper::StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    /// The leader refused the stream (here: after reading the frame with the forwarded
+    /// request, as a peer refuses an unknown sender or a bad frame) and says it handled no
+    /// frame: the write was never seen, so its client learns it definitely failed (503), not
+    /// that its outcome is unknown (504).
+    #[tokio::test]
+    async fn a_forward_the_leader_refused_unread_is_definite() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = br#"{"error":"refused","definite":true,"leader":null}"#;
+            let head = format!(
+                "HTTP/1.1 403 Forbidden\r\n{}: 0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                wire::FRAMES_DONE,
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        });
+        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
+        t.set_peer(2, addr.to_string());
+        let (_, rx) = t.forward(2, write_op()).expect("queued");
+        let e = outcome(rx).await;
+        assert!(e.definite, "a refused, unread write is definite: {e:?}");
+        assert_eq!(e.status, hyper::StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -28,9 +28,24 @@ pub const RAFT: u8 = 1;
 pub const FORWARD: u8 = 2;
 /// Section tag: answers to forwarded requests.
 pub const ANSWER: u8 = 3;
+/// Section tag: one piece of a frame too large to go whole (see [`pieces`]).
+pub const PIECE: u8 = 4;
 
-/// Largest frame accepted (the same limit as an HTTP request body).
-pub const FRAME_LIMIT: usize = crate::http::BODY_LIMIT;
+/// Header naming the sender of a peer stream (its node id).
+pub const RAFT_FROM: &str = "x-raft-from";
+/// Header of a refused peer stream's answer: how many frames the receiver handled before
+/// refusing. Requests forwarded in later frames were never seen: definitely not applied.
+pub const FRAMES_DONE: &str = "x-frames-done";
+
+/// Largest frame accepted. It fits the largest single entry a client can make (a value up to
+/// the body limit, a key up to the request line's limit, and their encoding), plus headers,
+/// so one such entry goes in one frame; anything larger travels in [`pieces`].
+pub const FRAME_LIMIT: usize = crate::api::BODY_LIMIT + (128 << 10);
+/// Largest frame rebuilt from pieces (a snapshot is the usual one). The receiver holds the
+/// pieces in memory until the last, so this bounds what a peer can make it buffer.
+pub const ASSEMBLED_LIMIT: usize = 1 << 30;
+/// Size of one piece (see [`pieces`]).
+const PIECE_BYTES: usize = 512 << 10;
 
 /// Bytes that are not a well-formed frame.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +53,9 @@ pub enum WireError {
     /// A frame announces more bytes than [`FRAME_LIMIT`].
     #[error("frame of {0} bytes over the limit of {FRAME_LIMIT}")]
     TooLarge(usize),
+    /// Pieces add up to more than [`ASSEMBLED_LIMIT`].
+    #[error("pieces of {0} bytes over the limit of {ASSEMBLED_LIMIT}")]
+    AssembledTooLarge(usize),
     /// Something inside a frame does not decode.
     #[error("malformed {what} in a peer frame")]
     Malformed {
@@ -97,6 +115,16 @@ impl FrameBuilder {
     pub fn answer(&mut self, id: u64, res: &Result<Answer, Refusal>) {
         self.n_answers += 1;
         record(&mut self.answers, id, |out| encode_answer(out, res));
+    }
+
+    /// Bytes of the forwarded requests and answers added so far.
+    pub fn len(&self) -> usize {
+        self.forwards.len() + self.answers.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.n_forwards == 0 && self.n_answers == 0
     }
 
     /// The frame, with `raft` (already encoded messages) as its first section if non-empty.
@@ -312,6 +340,84 @@ pub fn decode_frame(body: Bytes) -> Result<Frame, WireError> {
     Ok(frame)
 }
 
+/// Splits a frame (as [`FrameBuilder::finish`] makes it) that is over [`FRAME_LIMIT`] into
+/// frames of one [`PIECE`] section each; a smaller frame comes back whole. A piece's section
+/// holds a flag byte (1 on the last piece) and then the next bytes of the big frame's body.
+///
+/// Why pieces, at this level: a snapshot can be any size, and an answer to a forwarded read
+/// of a long-appended key too; the core need not know. The receiver ([`Assembler`]) rebuilds
+/// the frame and decodes it as if it had come whole. The pieces of one frame must go out
+/// back to back on one stream (the sender task writes them in a row; a broken stream drops
+/// the half-built frame with the connection).
+pub fn pieces(frame: Bytes) -> Vec<Bytes> {
+    if frame.len() - 4 <= FRAME_LIMIT {
+        return vec![frame];
+    }
+    let body = frame.slice(4..);
+    let n = body.len().div_ceil(PIECE_BYTES);
+    (0..n)
+        .map(|i| {
+            let part = body.slice(i * PIECE_BYTES..((i + 1) * PIECE_BYTES).min(body.len()));
+            let mut out = BytesMut::with_capacity(part.len() + 14);
+            out.put_u32_le((part.len() + 6) as u32);
+            out.put_u8(PIECE);
+            out.put_u32_le((part.len() + 1) as u32);
+            out.put_u8((i + 1 == n) as u8);
+            out.extend_from_slice(&part);
+            out.freeze()
+        })
+        .collect()
+}
+
+/// Rebuilds frames sent in [`pieces`] and decodes every frame of a stream, in order.
+#[derive(Default)]
+pub struct Assembler {
+    partial: BytesMut,
+}
+
+impl Assembler {
+    /// Takes one frame's body (without its length header); `Some` once a whole frame is in.
+    pub fn push(&mut self, body: Bytes) -> Result<Option<Frame>, WireError> {
+        if body.first() != Some(&PIECE) {
+            if !self.partial.is_empty() {
+                return Err(bad("frame inside a pieced frame"));
+            }
+            return decode_frame(body).map(Some);
+        }
+        let mut c = Reader::new(&body);
+        c.u8("section tag")?;
+        let len = c.u32("piece length")? as usize;
+        let last = match c.u8("piece flag")? {
+            0 => false,
+            1 => true,
+            _ => return Err(bad("piece flag")),
+        };
+        let part = c.take(
+            len.checked_sub(1).ok_or_else(|| bad("piece length"))?,
+            "piece",
+        )?;
+        c.done("piece")?;
+        let total = self.partial.len() + part.len();
+        if total > ASSEMBLED_LIMIT {
+            return Err(WireError::AssembledTooLarge(total));
+        }
+        self.partial.extend_from_slice(part);
+        if !last {
+            return Ok(None);
+        }
+        let whole = std::mem::take(&mut self.partial).freeze();
+        if whole.first() == Some(&PIECE) {
+            return Err(bad("piece inside a piece"));
+        }
+        decode_frame(whole).map(Some)
+    }
+
+    /// Whether a pieced frame is half received.
+    pub fn is_partial(&self) -> bool {
+        !self.partial.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,10 +528,53 @@ mod tests {
         assert!(decode_frame(f.slice(4..)).is_err());
     }
 
+    /// A frame far over the limit (a 3 MB snapshot, say) goes as pieces under the limit and
+    /// comes out whole and equal.
+    #[test]
+    fn a_frame_over_the_limit_goes_in_pieces_and_comes_back_whole() {
+        let big = vec![7u8; 3 * FRAME_LIMIT + 5];
+        let mut b = FrameBuilder::default();
+        b.answer(9, &Ok(Answer::Done));
+        let frame = b.finish(Some(big.clone()));
+        let parts = pieces(frame);
+        assert_eq!(
+            parts.len(),
+            (3 * FRAME_LIMIT + 5 + 30).div_ceil(PIECE_BYTES)
+        );
+        let mut a = Assembler::default();
+        let mut got = None;
+        for (i, p) in parts.iter().enumerate() {
+            let len = frame_len(p).unwrap().unwrap();
+            assert_eq!(len, p.len() - 4);
+            let out = a.push(p.slice(4..)).unwrap();
+            assert_eq!(out.is_some(), i + 1 == parts.len());
+            got = out.or(got);
+        }
+        let got = got.unwrap();
+        assert_eq!(got.raft.as_deref(), Some(&big[..]));
+        assert_eq!(got.answers.len(), 1);
+        assert!(!a.is_partial());
+        // A small frame is not cut.
+        assert_eq!(
+            pieces(FrameBuilder::default().finish(Some(vec![1]))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_whole_frame_inside_a_pieced_one_is_refused() {
+        let parts = pieces(FrameBuilder::default().finish(Some(vec![1; FRAME_LIMIT + 1])));
+        let mut a = Assembler::default();
+        assert!(a.push(parts[0].slice(4..)).unwrap().is_none());
+        let small = FrameBuilder::default().finish(Some(vec![1]));
+        assert!(a.push(small.slice(4..)).is_err());
+    }
+
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode_frame(Bytes::from(bytes));
+            let _ = decode_frame(Bytes::from(bytes.clone()));
+            let _ = Assembler::default().push(Bytes::from(bytes));
         }
 
         #[test]

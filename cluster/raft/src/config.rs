@@ -24,6 +24,12 @@ pub struct Config {
     pub max_inflight: usize,
     /// At most this many entries per AppendEntries.
     pub max_batch: usize,
+    /// At most this many payload bytes per AppendEntries (etcd's `MaxSizePerMsg`), counted
+    /// with [`crate::Entry::payload_len`]. A message always carries at least one entry, so a
+    /// single entry larger than the budget still goes, alone: the budget bounds batching,
+    /// never what may be proposed. Without it, a few entries near the driver's frame limit
+    /// batch into a message no transport accepts, and the follower never catches up.
+    pub max_append_bytes: usize,
     /// Run a pre-vote round before a real election (dissertation §9.6).
     pub pre_vote: bool,
     /// A leader steps down when it has not heard from a quorum for an election timeout, and
@@ -37,7 +43,8 @@ pub struct Config {
 
 impl Config {
     /// A configuration with the defaults: T = 10 ticks, heartbeat every 2, 64 messages in
-    /// flight of up to 256 entries, pre-vote and check-quorum on, no bug, seed = id.
+    /// flight of up to 256 entries and 256 KiB of payload each, pre-vote and check-quorum on,
+    /// no bug, seed = id.
     pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>) -> Config {
         Config {
             id,
@@ -47,6 +54,7 @@ impl Config {
             heartbeat_ticks: 2,
             max_inflight: 64,
             max_batch: 256,
+            max_append_bytes: 256 << 10,
             pre_vote: true,
             check_quorum: true,
             seed: id,
@@ -81,6 +89,11 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(ConfigError::ZeroLimit { field: "max_batch" });
+        }
+        if self.max_append_bytes == 0 {
+            return Err(ConfigError::ZeroLimit {
+                field: "max_append_bytes",
+            });
         }
         Ok(())
     }

@@ -108,8 +108,9 @@
 //! - **AppendEntries** (§5.3): the leader's entries after (`prev_log_index`,
 //!   `prev_log_term`) and its commit index. The follower accepts only if its log has that
 //!   entry, skips the entries it already holds, truncates from the first conflicting entry
-//!   only, and appends the rest. Entries go out in batches of up to `max_batch`, pipelined
-//!   up to `max_inflight` messages per follower.
+//!   only, and appends the rest. Entries go out in batches of up to `max_batch` entries and
+//!   `max_append_bytes` of payload (at least one entry), pipelined up to `max_inflight`
+//!   messages per follower.
 //! - **AppendEntriesResponse**: on success, the index up to which the follower now matches;
 //!   on rejection, the rejected `prev_log_index` plus a hint (conflicting term and its first
 //!   index, or the follower's log end) so the leader skips a whole term per round trip.

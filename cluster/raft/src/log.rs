@@ -99,12 +99,27 @@ impl RaftLog {
 
     /// Up to `max` entries from `lo` on.
     pub fn entries_from(&self, lo: u64, max: usize) -> Vec<Entry> {
+        self.entries_within(lo, max, usize::MAX)
+    }
+
+    /// Up to `max` entries from `lo` on, whose payloads add up to at most `max_bytes`, but at
+    /// least one entry if `lo` is held (so no entry is ever too large to send).
+    pub fn entries_within(&self, lo: u64, max: usize, max_bytes: usize) -> Vec<Entry> {
         if lo <= self.snapshot.index || lo > self.last_index() {
             return Vec::new();
         }
         let start = (lo - self.snapshot.index - 1) as usize;
         let end = start.saturating_add(max).min(self.entries.len());
-        self.entries[start..end].to_vec()
+        let mut bytes = 0usize;
+        let taken = self.entries[start..end]
+            .iter()
+            .take_while(|e| {
+                bytes = bytes.saturating_add(e.payload_len());
+                bytes <= max_bytes
+            })
+            .count()
+            .max(1);
+        self.entries[start..start + taken].to_vec()
     }
 
     /// All entries held, for tests and the simulator's invariant checks.
@@ -373,5 +388,37 @@ mod tests {
         assert_eq!(log.term(2), None);
         assert_eq!(log.first_index(), 4);
         assert_eq!(log.conflict_hint(5), (4, 4));
+    }
+
+    /// The byte budget of one AppendEntries (etcd's MaxSizePerMsg): entries up to the budget,
+    /// but always the first one, however large, so no entry is ever stuck.
+    #[test]
+    fn a_byte_budget_bounds_a_batch_but_never_starves_one_entry() {
+        let mut log = RaftLog::new(Membership::new([1]));
+        let sized = |index, n| Entry {
+            index,
+            term: 1,
+            kind: EntryKind::Normal(vec![0; n]),
+        };
+        log.append(vec![
+            sized(1, 600),
+            sized(2, 300),
+            sized(3, 100),
+            sized(4, 5),
+        ]);
+        assert_eq!(log.entries_within(1, 10, 1000).len(), 3);
+        assert_eq!(log.entries_within(1, 10, 899).len(), 1);
+        assert_eq!(
+            log.entries_within(1, 10, 10).len(),
+            1,
+            "one entry always goes"
+        );
+        assert_eq!(
+            log.entries_within(2, 2, 1000).len(),
+            2,
+            "the count cap still holds"
+        );
+        assert_eq!(log.entries_within(4, 10, 1).len(), 1);
+        assert!(log.entries_within(5, 10, 1000).is_empty());
     }
 }

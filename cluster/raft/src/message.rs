@@ -39,6 +39,18 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
+impl Entry {
+    /// The bytes of its payload, which the [`crate::Config::max_append_bytes`] budget counts:
+    /// a command's length; nothing for a no-op; a configuration change, a few bytes per member,
+    /// counts as 0 (it is never what makes a message large).
+    pub fn payload_len(&self) -> usize {
+        match &self.kind {
+            EntryKind::Normal(data) => data.len(),
+            EntryKind::NoOp | EntryKind::ConfChange(_) => 0,
+        }
+    }
+}
+
 /// Where a snapshot ends and the configuration in force there.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SnapshotMeta {

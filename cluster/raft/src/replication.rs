@@ -98,7 +98,9 @@ impl Node {
         let Some(prev_log_term) = self.log.term(prev_log_index) else {
             return self.send_snapshot(to);
         };
-        let entries = self.log.entries_from(next, self.cfg.max_batch);
+        let entries = self
+            .log
+            .entries_within(next, self.cfg.max_batch, self.cfg.max_append_bytes);
         let in_probe = pr.state == ProgressState::Probe;
         if entries.is_empty() && !send_if_empty && !in_probe {
             return false;
