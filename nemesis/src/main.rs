@@ -113,15 +113,17 @@ pub struct RunArgs {
     /// Number of keys the clients spread over.
     #[arg(long, default_value_t = 10)]
     pub keys: usize,
-    /// Workload.
-    #[arg(long, value_enum, default_value = "register")]
+    /// Workload (append by default: a stale read shows as a missing element, a lost
+    /// write names its element, and the checker decides long append histories quickly).
+    #[arg(long, value_enum, default_value = "append")]
     pub workload: WorkloadKind,
     /// Faults to inject, comma separated: kill, pause, partition, isolate-leader, member
     /// (remove voters and add them back), split-member (partition the leader with one
     /// follower, remove two nodes of the other side at once); member faults for the raft
-    /// target only; or `none`.
-    #[arg(long, default_value = "kill,pause,partition")]
-    pub faults: String,
+    /// target only; or `none`. Without it: the default hunting schedule (composed,
+    /// leader-aware episodes and hot keys, drawn from the seed and printed).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Option<Vec<faults::FaultKind>>,
     /// Partition backend.
     #[arg(long, value_enum, default_value = "auto")]
     pub net: NetChoice,
@@ -134,7 +136,8 @@ pub struct RunArgs {
     /// Total client request rate limit, operations per second (0: as fast as possible).
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
-    /// Mean time in seconds between a fault's start and its stop, and between faults.
+    /// With --faults LIST: mean time in seconds between a fault's start and its stop, and
+    /// between faults (the default schedule times its own episodes).
     #[arg(long, default_value_t = 10.0)]
     pub fault_interval: f64,
     /// Run directory (default: histories/runs/<timestamp>/ under the workspace root).

@@ -3,7 +3,7 @@
 
 use crate::checks::{self, AppendReport, Stats};
 use crate::client::{Http, Op, Outcome};
-use crate::faults::{self, FaultSet, Nemesis};
+use crate::faults::{Nemesis, Plan};
 use crate::linear::{self, Linearizability};
 use crate::net::{self, Net, NetBackend};
 use crate::recorder::Recorder;
@@ -124,18 +124,19 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     if args.concurrency == 0 || args.keys == 0 || args.time_limit == 0 {
         bail!("--concurrency, --keys and --time-limit must be at least 1");
     }
-    let faults = FaultSet::parse(&args.faults)?;
-    if (faults.member || faults.split_member) && args.target != TargetKind::Raft {
-        bail!(
-            "--faults member / split-member: membership changes are implemented for --target raft only (etcd needs a member's data wiped and the process restarted to rejoin)"
-        );
-    }
     let seed = args.seed.unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         t.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
     });
+    let membership = args.target == TargetKind::Raft && args.nodes >= 5;
+    let mut faults = Plan::new(args.faults.as_deref(), seed, membership);
+    if faults.uses_member() && args.target != TargetKind::Raft {
+        bail!(
+            "--faults member / split-member: membership changes are implemented for --target raft only (etcd needs a member's data wiped and the process restarted to rejoin)"
+        );
+    }
     let dir = rundir::create(args.run_dir.as_deref())?;
     println!("nemesis: seed {seed}; run directory {}", dir.display());
 
@@ -143,6 +144,11 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         true => Some(choose_backend(args.net)?),
         false => None,
     };
+    if backend == Some(NetBackend::Proxy) {
+        faults.allow_links(seed);
+    } else if faults.uses_links() {
+        bail!("--faults link: only the proxy backend shapes links; add --net proxy");
+    }
     if args.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
         bail!("etcd cannot run behind the proxy backend (its member ids come from one shared --initial-cluster); use --net iptables as root");
     }
@@ -192,11 +198,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         target.name(),
         args.concurrency,
         args.time_limit,
-        if faults.is_empty() {
-            "none".into()
-        } else {
-            args.faults.clone()
-        }
+        faults.describe(args.faults.as_deref())
     );
 
     let recorder = Arc::new(Recorder::new(Some(&dir.join("history.jsonl")))?);
@@ -286,7 +288,7 @@ async fn attack(
     recorder: Arc<Recorder>,
     stop: Arc<AtomicBool>,
     seed: u64,
-    faults: FaultSet,
+    faults: Plan,
     deadline: Instant,
 ) -> Result<()> {
     let interval = if args.rate > 0.0 {
@@ -305,7 +307,7 @@ async fn attack(
         stop: stop.clone(),
         deadline,
     });
-    let keys = workload::key_names(args.keys);
+    let keys = faults.keys(args.keys);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for i in 0..args.concurrency {
@@ -328,9 +330,8 @@ async fn attack(
         current.clone(),
         progress_stop.clone(),
     ));
-    let steps = faults::schedule(
+    let steps = faults.steps(
         seed,
-        faults,
         Duration::from_secs_f64(args.fault_interval.max(0.1)),
         Duration::from_secs(args.time_limit),
     );
@@ -470,7 +471,12 @@ fn check_and_report(
         nodes: args.nodes,
         concurrency: args.concurrency,
         time_limit_s: args.time_limit,
-        faults: args.faults.clone(),
+        faults: Plan::new(
+            args.faults.as_deref(),
+            seed,
+            args.target == TargetKind::Raft && args.nodes >= 5,
+        )
+        .describe(args.faults.as_deref()),
         run_dir: dir.to_path_buf(),
         interrupted,
         linearizability: lin,

@@ -34,6 +34,7 @@ mod users;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
+use std::time::Duration;
 
 pub use grudge::{grudge, Grudge, PartitionKind};
 pub use iptables::cleanup_leftovers;
@@ -151,6 +152,41 @@ pub trait Net: Send {
     fn peer_addr(&self, from: usize, to: usize) -> SocketAddr;
     /// Removes everything the backend created. Idempotent; also run by `Drop`.
     fn cleanup(&mut self) -> anyhow::Result<()>;
+    /// Puts `fault` on every link that `g` cuts (instead of cutting it), or lifts every link
+    /// fault (`None`). False when the backend cannot shape links (iptables: without `tc
+    /// netem` a firewall can only drop), and then nothing changed.
+    fn link(&mut self, g: &Grudge, fault: Option<LinkFault>) -> anyhow::Result<bool> {
+        let _ = (g, fault);
+        Ok(false)
+    }
+}
+
+/// A fault on a link rather than a cut (the proxy backend only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFault {
+    /// Every chunk of bytes waits `base` plus up to `jitter` before it is passed on.
+    Delay {
+        /// Fixed part.
+        base: Duration,
+        /// Uniform random extra, per chunk.
+        jitter: Duration,
+    },
+    /// Bytes are held (the relay stops reading, so they queue in the socket buffers) and
+    /// released in one burst when the fault is lifted.
+    Stall,
+    /// Every open connection is closed now; new connections pass.
+    Reset,
+}
+
+impl LinkFault {
+    /// The kebab-case name used in histories (`delay`, `stall`, `reset`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkFault::Delay { .. } => "delay",
+            LinkFault::Stall => "stall",
+            LinkFault::Reset => "reset",
+        }
+    }
 }
 
 /// Starts `backend` for `nodes`. `run_tag` names what the backend creates (the firewall

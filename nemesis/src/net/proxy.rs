@@ -6,6 +6,10 @@
 //! source. Cutting a pair closes the relay's open connections and closes every new one as soon
 //! as it is accepted; healing lets connections through again.
 //!
+//! A relay can also shape its link instead of cutting it ([`LinkFault`]): delay every chunk
+//! it copies, stall (stop copying until the fault is lifted, then pass everything queued at
+//! once), or reset (close the open connections, let new ones through).
+//!
 //! Threads, not tokio: the [`super::Net`] trait is synchronous, a cluster has at most a few
 //! dozen relays with a few connections each, and a blocking copy loop per direction adds no
 //! scheduling hop between a read and its write. Each relay has one accept thread; each
@@ -18,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{check_grudge, Grudge, Net, NetError, NodeNet};
+use super::{check_grudge, Grudge, LinkFault, Net, NetError, NodeNet};
 
 /// How long a relay waits for the target node to accept before giving up on a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,6 +32,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 struct State {
     cut: bool,
     stopping: bool,
+    /// A delay or stall in force (a reset is done at once and not kept).
+    link: Option<LinkFault>,
     next_id: u64,
     /// Open connections (client side, target side), kept to shut them down on a cut.
     conns: BTreeMap<u64, (TcpStream, TcpStream)>,
@@ -51,6 +57,46 @@ impl Shared {
         st.cut = cut;
         if cut {
             close_all(&mut st);
+        }
+    }
+}
+
+/// What a copy thread must do before passing on a chunk, given the relay's state now.
+enum Gate {
+    Pass,
+    Wait(Duration),
+    Hold,
+    Close,
+}
+
+impl Shared {
+    /// Sets or lifts a link fault; a reset closes the open connections now.
+    fn set_link(&self, fault: Option<LinkFault>) {
+        let mut st = self.lock();
+        if fault == Some(LinkFault::Reset) {
+            close_all(&mut st);
+            return;
+        }
+        st.link = fault;
+    }
+
+    fn gate(&self, noise: &mut u64) -> Gate {
+        let st = self.lock();
+        if st.cut || st.stopping {
+            return Gate::Close;
+        }
+        match st.link {
+            None | Some(LinkFault::Reset) => Gate::Pass,
+            Some(LinkFault::Stall) => Gate::Hold,
+            Some(LinkFault::Delay { base, jitter }) => {
+                // xorshift: jitter needs no reproducibility (thread timing already has none).
+                *noise ^= *noise << 13;
+                *noise ^= *noise >> 7;
+                *noise ^= *noise << 17;
+                let extra = jitter.as_micros() as u64;
+                let extra = if extra == 0 { 0 } else { *noise % extra };
+                Gate::Wait(base + Duration::from_micros(extra))
+            }
         }
     }
 }
@@ -175,8 +221,11 @@ fn relay(client: TcpStream, shared: Arc<Shared>) {
     };
     let back = std::thread::Builder::new()
         .name("relay-back".into())
-        .spawn(move || copy(target2, client2));
-    copy(client, target);
+        .spawn({
+            let shared = shared.clone();
+            move || copy(target2, client2, &shared, id * 2 + 1)
+        });
+    copy(client, target, &shared, id * 2);
     if let Ok(handle) = back {
         let _ = handle.join();
     }
@@ -184,8 +233,10 @@ fn relay(client: TcpStream, shared: Arc<Shared>) {
 }
 
 /// Copies `from` to `to` until end of stream, then half-closes `to`; on an error closes both.
-fn copy(mut from: TcpStream, mut to: TcpStream) {
+/// Each chunk passes the relay's [`Gate`] first (`seed`: the delay jitter's).
+fn copy(mut from: TcpStream, mut to: TcpStream, shared: &Shared, seed: u64) {
     let mut buf = [0u8; 16 * 1024];
+    let mut noise = seed | 1;
     loop {
         match from.read(&mut buf) {
             Ok(0) => {
@@ -193,7 +244,7 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
                 return;
             }
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                if !pass_gate(shared, &mut noise) || to.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
@@ -203,6 +254,22 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
     }
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Waits as the relay's link fault says; false when the connection must close instead.
+fn pass_gate(shared: &Shared, noise: &mut u64) -> bool {
+    loop {
+        match shared.gate(noise) {
+            Gate::Pass => return true,
+            Gate::Close => return false,
+            Gate::Wait(d) => {
+                std::thread::sleep(d);
+                return true;
+            }
+            // Not a condition variable: a stall lasts seconds, a 5 ms poll costs nothing.
+            Gate::Hold => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 /// A running set of relays (see the module docs).
@@ -248,7 +315,10 @@ impl Net for Proxy {
     }
 
     fn heal(&mut self) -> anyhow::Result<()> {
-        self.relays.values().for_each(|r| r.shared.set_cut(false));
+        self.relays.values().for_each(|r| {
+            r.shared.set_cut(false);
+            r.shared.set_link(None);
+        });
         Ok(())
     }
 
@@ -263,6 +333,18 @@ impl Net for Proxy {
     fn cleanup(&mut self) -> anyhow::Result<()> {
         self.relays.values_mut().for_each(Relay::stop);
         Ok(())
+    }
+
+    fn link(&mut self, g: &Grudge, fault: Option<LinkFault>) -> anyhow::Result<bool> {
+        check_grudge(g, &self.nodes)?;
+        for (&(a, b), relay) in &self.relays {
+            match fault {
+                None => relay.shared.set_link(None),
+                Some(f) if g.cuts(a, b) || g.cuts(b, a) => relay.shared.set_link(Some(f)),
+                Some(_) => {}
+            }
+        }
+        Ok(true)
     }
 }
 

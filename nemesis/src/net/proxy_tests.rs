@@ -117,6 +117,54 @@ fn relays_carry_traffic_until_cut_and_again_after_heal() {
 }
 
 #[test]
+fn link_faults_delay_stall_then_burst_and_reset() {
+    let nodes = nodes();
+    let mut proxy = Proxy::start(&nodes).unwrap();
+    let via = proxy.peer_addr(5, 6);
+    let (_, mut conn) = open(via).unwrap();
+    let fixed = LinkFault::Delay {
+        base: Duration::from_millis(100),
+        jitter: Duration::from_millis(20),
+    };
+    assert!(proxy.link(&split(5, 6), Some(fixed)).unwrap());
+    // Both directions are delayed: the echo takes at least two delays.
+    let t = Instant::now();
+    echo(&mut conn, b"slow").unwrap();
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+
+    // A stall holds bytes until it is lifted, then they arrive.
+    proxy.link(&split(5, 6), Some(LinkFault::Stall)).unwrap();
+    conn.get_mut().write_all(b"held").unwrap();
+    conn.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut back = [0u8; 4];
+    assert!(conn.read_exact(&mut back).is_err(), "bytes passed a stall");
+    proxy.link(&split(5, 6), None).unwrap();
+    conn.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"held");
+    let t = Instant::now();
+    echo(&mut conn, b"fast again").unwrap();
+    assert!(t.elapsed() < Duration::from_millis(100));
+
+    // A reset closes the open connection; a new one passes.
+    proxy.link(&split(5, 6), Some(LinkFault::Reset)).unwrap();
+    let mut rest = Vec::new();
+    let closed = conn
+        .get_mut()
+        .write_all(b"x")
+        .and_then(|()| conn.read_to_end(&mut rest));
+    assert!(matches!(closed, Ok(0)) || closed.is_err(), "{closed:?}");
+    let (_, mut fresh) = open(via).unwrap();
+    echo(&mut fresh, b"new").unwrap();
+}
+
+#[test]
 fn a_partition_replaces_the_previous_one() {
     let ids = [5usize, 6, 7];
     let nodes: Vec<NodeNet> = ids

@@ -3,29 +3,29 @@
 //! An element is a decimal number followed by a comma (`"17,"`), unique across the run, so a
 //! value is a comma-terminated list and every element names the one append that wrote it.
 
-use super::Generator;
+use super::{Generator, Keys};
 use crate::client::Op;
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Read 50 %, append 50 % over uniformly chosen keys.
+/// Read 50 %, append 50 % over keys chosen by [`Keys`].
 pub struct Append {
-    keys: Vec<String>,
+    keys: Keys,
     next: Arc<AtomicU64>,
 }
 
 impl Append {
     /// A generator over `keys`; `next` is shared by every worker so elements are unique.
-    pub fn new(keys: Vec<String>, next: Arc<AtomicU64>) -> Append {
+    pub fn new(keys: Keys, next: Arc<AtomicU64>) -> Append {
         Append { keys, next }
     }
 }
 
 impl Generator for Append {
     fn next(&mut self, rng: &mut StdRng) -> (String, Op) {
-        let key = self.keys[rng.gen_range(0..self.keys.len())].clone();
+        let key = self.keys.pick(rng).to_string();
         if rng.gen_bool(0.5) {
             (key, Op::Read)
         } else {
@@ -53,8 +53,8 @@ mod tests {
     #[test]
     fn elements_are_unique_across_generators() {
         let next = Arc::new(AtomicU64::new(0));
-        let mut a = Append::new(vec!["k".into()], next.clone());
-        let mut b = Append::new(vec!["k".into()], next);
+        let mut a = Append::new(Keys::uniform(1), next.clone());
+        let mut b = Append::new(Keys::uniform(1), next);
         let mut rng = StdRng::seed_from_u64(3);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..200 {

@@ -26,6 +26,48 @@ pub fn key_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("k{i}")).collect()
 }
 
+/// How a client picks the key of its next operation: uniformly over `k0 .. k{n-1}`, or with
+/// a share of the operations on a few hot keys (`k0 .. k{hot-1}`) and the rest uniform.
+///
+/// Why hot keys: a stale read shows only if it misses a write to its own key made while the
+/// reader's node was behind; with ten uniform keys most stale reads land on keys nobody wrote
+/// in that window and look fresh. Concentrating most operations on two or three keys makes
+/// each read meet the writes it could miss, while the cold keys keep histories of every
+/// size in the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keys {
+    names: Vec<String>,
+    hot: usize,
+    hot_share: f64,
+}
+
+impl Keys {
+    /// Uniform over `n` keys.
+    pub fn uniform(n: usize) -> Keys {
+        Keys::skewed(n, 0, 0.0)
+    }
+
+    /// `hot_share` of the operations on the first `hot` of `n` keys (uniformly among them),
+    /// the rest uniform over all `n`.
+    pub fn skewed(n: usize, hot: usize, hot_share: f64) -> Keys {
+        Keys {
+            names: key_names(n.max(1)),
+            hot: hot.min(n),
+            hot_share: hot_share.clamp(0.0, 1.0),
+        }
+    }
+
+    /// The next key.
+    pub fn pick(&self, rng: &mut StdRng) -> &str {
+        let i = if self.hot > 0 && rng.gen_bool(self.hot_share) {
+            rng.gen_range(0..self.hot)
+        } else {
+            rng.gen_range(0..self.names.len())
+        };
+        &self.names[i]
+    }
+}
+
 /// What every worker shares.
 pub struct WorkerCtx {
     /// The system.
@@ -230,6 +272,24 @@ mod tests {
         run_worker(ctx, 0, Box::new(Cas), 1).await;
         let v = clients.lock().unwrap().clone();
         v
+    }
+
+    #[test]
+    fn hot_keys_get_their_share_and_cold_keys_still_appear() {
+        let keys = Keys::skewed(10, 2, 0.8);
+        let mut rng = StdRng::seed_from_u64(4);
+        let picks: Vec<String> = (0..10_000)
+            .map(|_| keys.pick(&mut rng).to_string())
+            .collect();
+        let hot = picks.iter().filter(|k| *k == "k0" || *k == "k1").count();
+        // 80 % on the hot pair, plus their uniform share of the other 20 %: 84 %.
+        assert!((8_100..8_700).contains(&hot), "{hot} of 10000 on k0, k1");
+        assert!(picks.iter().any(|k| k == "k9"));
+        let uniform = Keys::uniform(10);
+        let k0 = (0..10_000)
+            .filter(|_| uniform.pick(&mut rng) == "k0")
+            .count();
+        assert!((800..1_200).contains(&k0), "{k0}");
     }
 
     #[tokio::test]

@@ -1,0 +1,292 @@
+//! The default schedule (no `--faults`): seeded episodes of composed, leader-aware faults,
+//! dense while they last and separated by quiet periods in which a leader is elected.
+//!
+//! Why episodes rather than one fault at a time: the bugs that survive plain faults need a
+//! sequence. A restarted node forgets its vote only if it is asked again in the same term
+//! (kill storms: many quick restarts around elections); a leader answers stale reads only
+//! if it wakes up alone (pause, then isolate); a node without the log check wins only if it
+//! fell behind just before the leader died (isolate a node, heal and kill the leader at
+//! once); overlapping membership changes split the cluster only under a partition
+//! (split-member). Each run draws its own weights from the seed, so a batch of runs covers
+//! more mixes than any one person would pick, and prints them so a catch can be replayed.
+
+use super::{Fault, Step, Who};
+use crate::net::PartitionKind;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::fmt;
+use std::time::Duration;
+
+/// One episode of the default schedule: a short run of steps that together aim at one
+/// place where consensus breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Episode {
+    /// Three to six kills in quick succession (half of them the current leader, the others
+    /// one node, a minority or a majority), each restarted within 0.3-1.5 s: many elections,
+    /// many restarted voters (forgotten votes, reads right after an election).
+    KillStorm,
+    /// Pause the leader, cut it off, wake it while still cut off (the composed
+    /// [`Fault::PauseIsolatedLeader`]): reads served without a quorum round come out stale.
+    IsolatedPause,
+    /// Isolate one node for 2-5 s while writes go on, heal, and at once kill the leader: the
+    /// node that fell behind may stand in the election that follows.
+    LagThenKillLeader,
+    /// The composed [`Fault::SplitMembership`] (our cluster, 5 nodes or more).
+    SplitMember,
+    /// One partition of a random shape (halves, one node, the leader, ring, bridge).
+    Partition,
+    /// Pause the leader, one node or a minority.
+    Pause,
+    /// Delay (fixed or jittered), stall or reset the leader's links for 1-4 s, when the
+    /// partition backend is the proxy.
+    Link,
+}
+
+impl Episode {
+    /// Every episode, in a fixed order.
+    pub const ALL: [Episode; 6] = [
+        Episode::KillStorm,
+        Episode::IsolatedPause,
+        Episode::LagThenKillLeader,
+        Episode::SplitMember,
+        Episode::Partition,
+        Episode::Pause,
+    ];
+
+    /// The name printed in the mix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Episode::KillStorm => "kill-storm",
+            Episode::IsolatedPause => "isolated-pause",
+            Episode::LagThenKillLeader => "lag-then-kill-leader",
+            Episode::SplitMember => "split-member",
+            Episode::Partition => "partition",
+            Episode::Pause => "pause",
+            Episode::Link => "link",
+        }
+    }
+
+    /// Weight before the seed's draw: the episodes aimed at a specific failure count more
+    /// than the plain ones, which are there for variety.
+    fn base_weight(self) -> u32 {
+        match self {
+            Episode::KillStorm | Episode::IsolatedPause => 3,
+            Episode::LagThenKillLeader | Episode::SplitMember => 2,
+            Episode::Partition | Episode::Pause => 1,
+            Episode::Link => 2,
+        }
+    }
+
+    /// The steps of one episode; the first waits `quiet`.
+    fn steps(self, quiet: Duration, rng: &mut StdRng) -> Vec<Step> {
+        let secs =
+            |rng: &mut StdRng, lo: f64, hi: f64| Duration::from_secs_f64(rng.gen_range(lo..hi));
+        let one = |fault: Fault, hold: Duration| {
+            vec![Step {
+                wait: quiet,
+                hold,
+                fault,
+            }]
+        };
+        match self {
+            Episode::KillStorm => {
+                let n = rng.gen_range(3..=6);
+                (0..n)
+                    .map(|i| {
+                        let who = match rng.gen_range(0..6) {
+                            0..=2 => Who::Leader,
+                            3 => Who::One,
+                            4 => Who::Minority,
+                            _ => Who::Majority,
+                        };
+                        Step {
+                            wait: if i == 0 { quiet } else { secs(rng, 0.2, 1.0) },
+                            hold: secs(rng, 0.3, 1.5),
+                            fault: Fault::Kill(who),
+                        }
+                    })
+                    .collect()
+            }
+            Episode::IsolatedPause => one(Fault::PauseIsolatedLeader, secs(rng, 2.0, 5.0)),
+            Episode::LagThenKillLeader => vec![
+                Step {
+                    wait: quiet,
+                    hold: secs(rng, 2.0, 5.0),
+                    fault: Fault::Partition(PartitionKind::IsolateOne),
+                },
+                Step {
+                    wait: Duration::ZERO,
+                    hold: secs(rng, 0.5, 2.0),
+                    fault: Fault::Kill(Who::Leader),
+                },
+            ],
+            Episode::SplitMember => one(Fault::SplitMembership, secs(rng, 2.0, 4.0)),
+            Episode::Partition => {
+                let kind = *PartitionKind::ALL.choose(rng).expect("five kinds");
+                one(Fault::Partition(kind), secs(rng, 2.0, 5.0))
+            }
+            Episode::Pause => {
+                let who = *[Who::Leader, Who::One, Who::Minority]
+                    .choose(rng)
+                    .expect("three");
+                one(Fault::Pause(who), secs(rng, 1.0, 4.0))
+            }
+            Episode::Link => {
+                let fault = *super::LINK_FAULTS.choose(rng).expect("four");
+                one(fault, secs(rng, 1.0, 4.0))
+            }
+        }
+    }
+}
+
+/// What one run of the default schedule draws from its seed: episode weights and hot keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    /// Each episode the run can draw, with its weight (never zero).
+    pub weights: Vec<(Episode, u32)>,
+    /// How many keys are hot (`k0 ..`).
+    pub hot_keys: usize,
+    /// The share of operations on the hot keys.
+    pub hot_share: f64,
+}
+
+impl Mix {
+    /// The mix of run `seed`. `membership`: the target supports membership changes and has
+    /// at least 5 nodes (else no split-member episodes).
+    ///
+    /// Each weight is the episode's base weight times 1, 2 or 3: every episode stays
+    /// possible in every run (a bug that only one episode exposes is never ruled out by the
+    /// draw), but runs differ in what they stress most.
+    pub fn draw(seed: u64, membership: bool) -> Mix {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x006d_6978);
+        let weights = Episode::ALL
+            .into_iter()
+            .filter(|e| membership || *e != Episode::SplitMember)
+            .map(|e| (e, e.base_weight() * rng.gen_range(1..=3)))
+            .collect();
+        Mix {
+            weights,
+            hot_keys: rng.gen_range(2..=3),
+            hot_share: (rng.gen_range(50..=90) as f64) / 100.0,
+        }
+    }
+
+    /// Adds link episodes (the backend can shape links), weight drawn from `seed`.
+    pub fn allow_links(&mut self, seed: u64) {
+        if self.weights.iter().all(|(e, _)| *e != Episode::Link) {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x6c69_6e6b);
+            let w = Episode::Link.base_weight() * rng.gen_range(1..=3);
+            self.weights.push((Episode::Link, w));
+        }
+    }
+
+    fn choose(&self, rng: &mut StdRng) -> Episode {
+        let total: u32 = self.weights.iter().map(|(_, w)| w).sum();
+        let mut x = rng.gen_range(0..total);
+        for &(e, w) in &self.weights {
+            if x < w {
+                return e;
+            }
+            x -= w;
+        }
+        unreachable!("x < total weight")
+    }
+}
+
+impl fmt::Display for Mix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total: u32 = self.weights.iter().map(|(_, w)| w).sum();
+        for (i, (e, w)) in self.weights.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{} {}%", e.name(), w * 100 / total.max(1))?;
+        }
+        write!(
+            f,
+            "; {:.0}% of operations on {} hot keys",
+            self.hot_share * 100.0,
+            self.hot_keys
+        )
+    }
+}
+
+/// The default schedule for a run of length `total`: episodes drawn from `mix`, each after a
+/// quiet period of 1-4 s (a leader is elected in well under a second here, so the cluster
+/// serves again before the next episode). Depends only on its arguments.
+pub fn hunt(seed: u64, mix: &Mix, total: Duration) -> Vec<Step> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6875_6e74);
+    let mut steps = Vec::new();
+    let mut t = Duration::ZERO;
+    while t < total {
+        let quiet = Duration::from_secs_f64(rng.gen_range(1.0..4.0));
+        for step in mix.choose(&mut rng).steps(quiet, &mut rng) {
+            t += step.wait + step.hold;
+            steps.push(step);
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_same_seed_gives_the_same_mix_and_schedule_and_seeds_differ() {
+        let t = Duration::from_secs(60);
+        let a = Mix::draw(5, true);
+        assert_eq!(a, Mix::draw(5, true));
+        assert_eq!(hunt(5, &a, t), hunt(5, &a, t));
+        let mixes: BTreeSet<String> = (0..10).map(|s| Mix::draw(s, true).to_string()).collect();
+        assert!(mixes.len() >= 8, "seeds draw different mixes: {mixes:?}");
+        assert!((2..=3).contains(&a.hot_keys) && (0.5..=0.9).contains(&a.hot_share));
+    }
+
+    #[test]
+    fn a_minute_is_dense_and_every_episode_turns_up_over_a_few_runs() {
+        let mut seen = BTreeSet::new();
+        for seed in 0..10 {
+            let mix = Mix::draw(seed, true);
+            let steps = hunt(seed, &mix, Duration::from_secs(60));
+            assert!(steps.len() >= 10, "seed {seed}: {} steps", steps.len());
+            let faulty: Duration = steps.iter().map(|s| s.hold).sum();
+            assert!(faulty >= Duration::from_secs(20), "seed {seed}: {faulty:?}");
+            for s in &steps {
+                assert!(s.wait <= Duration::from_secs(4) && s.hold <= Duration::from_secs(5));
+                seen.insert(s.fault.describe());
+            }
+        }
+        for must in [
+            "pause and isolate leader",
+            "kill leader",
+            "kill majority",
+            "shrink a partitioned leader's side",
+            "partition isolate-one",
+        ] {
+            assert!(
+                seen.contains(must),
+                "{must} never drawn in 10 runs: {seen:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_membership_no_split_member_and_lag_is_followed_by_a_leader_kill() {
+        let mix = Mix::draw(3, false);
+        assert!(mix.weights.iter().all(|(e, _)| *e != Episode::SplitMember));
+        let steps = hunt(3, &mix, Duration::from_secs(600));
+        assert!(steps.iter().all(|s| s.fault != Fault::SplitMembership));
+        assert!(steps.iter().all(|s| s.fault.family() != "link"));
+        let mut linked = mix.clone();
+        linked.allow_links(3);
+        linked.allow_links(3);
+        assert_eq!(linked.weights.len(), mix.weights.len() + 1);
+        let steps = hunt(3, &linked, Duration::from_secs(600));
+        assert!(steps.iter().any(|s| s.fault.family() == "link"));
+        let mut rng = StdRng::seed_from_u64(1);
+        let lag = Episode::LagThenKillLeader.steps(Duration::from_secs(2), &mut rng);
+        assert_eq!(lag[1].wait, Duration::ZERO);
+        assert_eq!(lag[1].fault, Fault::Kill(Who::Leader));
+    }
+}

@@ -1,0 +1,389 @@
+//! Faults: what the nemesis can do (`Fault`), which kinds a run uses (`FaultSet`), the
+//! seeded schedules (`schedule`: one kind list, `hunt`: the default) and the nemesis that
+//! carries a schedule out (`nemesis`).
+
+mod hunt;
+mod nemesis;
+mod schedule;
+
+pub use hunt::{hunt, Episode, Mix};
+pub use nemesis::Nemesis;
+pub use schedule::{schedule, Step};
+
+use crate::net::{LinkFault, PartitionKind};
+use crate::workload::Keys;
+use clap::ValueEnum;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::time::Duration;
+
+/// Which nodes a kill or pause hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// One random node.
+    One,
+    /// A random minority (at least one node).
+    Minority,
+    /// A random majority.
+    Majority,
+    /// The current leader.
+    Leader,
+}
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::One => "one",
+            Who::Minority => "minority",
+            Who::Majority => "majority",
+            Who::Leader => "leader",
+        }
+    }
+}
+
+/// One fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL, later restart on the same data directory.
+    Kill(Who),
+    /// SIGSTOP, later SIGCONT.
+    Pause(Who),
+    /// Cut the network, later heal it.
+    Partition(PartitionKind),
+    /// SIGSTOP the leader and cut it off; later SIGCONT it while still cut off, and heal a
+    /// second later. (Only when both pauses and partitions are on.)
+    ///
+    /// Why: a leader that wakes up alone still believes it leads until its check-quorum
+    /// timer fires, and the requests parked at it are answered in that window. A read served
+    /// there without a quorum round (a stale-read bug) then misses writes the new leader
+    /// committed during the pause. Without the cut, the new leader's messages, queued while
+    /// it slept, depose it before it answers anyone.
+    PauseIsolatedLeader,
+    /// Remove nodes from the voters (one at random, the leader, or a minority at once),
+    /// later add them back.
+    ///
+    /// Why: membership changes are where Raft implementations most often go wrong (a
+    /// configuration used too late, two changes in flight, a removed leader that keeps
+    /// leading). The removed nodes keep running, so their clients keep talking to them while
+    /// the rest of the cluster no longer counts them. A minority is removed with one request
+    /// per node, all at once: a correct cluster takes one change at a time and refuses the
+    /// others until it is committed (they are retried), one that lets two single-server
+    /// changes overlap can end with two majorities that do not intersect.
+    Member(Who),
+    /// Cut the leader and one follower off from the rest, then ask the leader to remove two
+    /// nodes of the other side, both at once; heal, then add them back. (Only when both
+    /// membership changes and partitions are on.)
+    ///
+    /// Why: the leader's side is a minority of the old configuration, so a correct leader
+    /// can commit neither removal, and refuses the second while the first is pending. A
+    /// leader that takes both at once uses a configuration in which its side is a majority
+    /// and commits there, while the other side, a majority of the old configuration, elects
+    /// a leader of its own: two leaders committing at once (`--bug unsafe-membership`).
+    SplitMembership,
+    /// Shape every link of the leader (a random node when none leads): delay, stall or
+    /// reset its connections, later lift it. Proxy backend only (recorded as skipped on
+    /// iptables).
+    ///
+    /// Why: cuts end connections cleanly or drop everything; a slow, bursty or flapping link
+    /// keeps a leader half-alive, so heartbeats, elections and retransmissions interleave
+    /// in orders a clean cut never produces (a burst of stale AppendEntries after a stall).
+    Link(LinkFault),
+}
+
+impl Fault {
+    /// The nemesis event name without its `start-` / `stop-` prefix.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Fault::Kill(_) => "kill",
+            Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
+            Fault::Partition(_) => "partition",
+            Fault::Member(_) | Fault::SplitMembership => "member",
+            Fault::Link(_) => "link",
+        }
+    }
+
+    /// A short description (`kill minority`, `partition halves`).
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::Kill(w) => format!("kill {}", w.name()),
+            Fault::Pause(w) => format!("pause {}", w.name()),
+            Fault::Partition(k) => format!("partition {}", k.name()),
+            Fault::PauseIsolatedLeader => "pause and isolate leader".to_string(),
+            Fault::Member(w) => format!("remove and re-add {}", w.name()),
+            Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
+            Fault::Link(f) => format!("{} leader's links", f.name()),
+        }
+    }
+}
+
+/// The link faults a schedule draws from: a fixed delay, a jittered one, a stall, a reset.
+pub const LINK_FAULTS: [Fault; 4] = [
+    Fault::Link(LinkFault::Delay {
+        base: Duration::from_millis(150),
+        jitter: Duration::ZERO,
+    }),
+    Fault::Link(LinkFault::Delay {
+        base: Duration::from_millis(20),
+        jitter: Duration::from_millis(300),
+    }),
+    Fault::Link(LinkFault::Stall),
+    Fault::Link(LinkFault::Reset),
+];
+
+/// What a run's nemesis does: the kinds of `--faults LIST`, or, without it, the default
+/// hunting schedule with the mix its seed draws.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// `--faults LIST`: one fault at a time, uniformly among the kinds listed.
+    List(FaultSet),
+    /// No `--faults`: episodes of composed faults, and hot keys ([`hunt`]).
+    Hunt(Mix),
+}
+
+impl Plan {
+    /// The plan of a run: `kinds` from `--faults` (absent: hunt), `membership` whether the
+    /// target takes membership changes and has 5 nodes or more.
+    pub fn new(kinds: Option<&[FaultKind]>, seed: u64, membership: bool) -> Plan {
+        match kinds {
+            Some(k) => Plan::List(FaultSet::of(k)),
+            None => Plan::Hunt(Mix::draw(seed, membership)),
+        }
+    }
+
+    /// Lets the default schedule use link faults (the backend is the proxy). No-op for a
+    /// list, which has `link` or not.
+    pub fn allow_links(&mut self, seed: u64) {
+        if let Plan::Hunt(mix) = self {
+            mix.allow_links(seed);
+        }
+    }
+
+    /// Whether a partition backend is needed.
+    pub fn uses_net(&self) -> bool {
+        match self {
+            Plan::List(set) => set.uses_net(),
+            Plan::Hunt(_) => true,
+        }
+    }
+
+    /// Whether `--faults` lists `link`.
+    pub fn uses_links(&self) -> bool {
+        matches!(self, Plan::List(set) if set.link)
+    }
+
+    /// Whether membership changes are asked for.
+    pub fn uses_member(&self) -> bool {
+        match self {
+            Plan::List(set) => set.uses_member(),
+            Plan::Hunt(mix) => mix.weights.iter().any(|(e, _)| *e == Episode::SplitMember),
+        }
+    }
+
+    /// The steps for a run of length `total` (`interval`: `--fault-interval`, lists only).
+    pub fn steps(&self, seed: u64, interval: Duration, total: Duration) -> Vec<Step> {
+        match self {
+            Plan::List(set) => schedule(seed, *set, interval, total),
+            Plan::Hunt(mix) => hunt(seed, mix, total),
+        }
+    }
+
+    /// How clients pick keys among `n`: uniform for a list, the mix's hot keys for a hunt.
+    pub fn keys(&self, n: usize) -> Keys {
+        match self {
+            Plan::List(_) => Keys::uniform(n),
+            Plan::Hunt(mix) => Keys::skewed(n, mix.hot_keys, mix.hot_share),
+        }
+    }
+
+    /// For the run's header, `results.json` and `summary.txt`: `none`, the kinds listed, or
+    /// `hunt (` the mix `)`.
+    pub fn describe(&self, kinds: Option<&[FaultKind]>) -> String {
+        match (self, kinds) {
+            (Plan::List(set), _) if set.is_empty() => "none".into(),
+            (Plan::List(_), Some(k)) => k
+                .iter()
+                .filter_map(|k| k.to_possible_value())
+                .map(|v| v.get_name().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            (Plan::List(_), None) => unreachable!("a list plan comes from --faults"),
+            (Plan::Hunt(mix), _) => format!("hunt ({mix})"),
+        }
+    }
+}
+
+/// A kind of fault on the command line (`--faults kill,pause`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// SIGKILL one node, a minority, a majority or the leader; restart it later.
+    Kill,
+    /// SIGSTOP one node, a minority or the leader; SIGCONT it later.
+    Pause,
+    /// Cut the network (halves, one node, the leader, a ring of majorities, a bridge).
+    Partition,
+    /// The composed pause-and-isolate-leader fault on its own.
+    IsolateLeader,
+    /// Remove voters and add them back (raft target only).
+    Member,
+    /// Partition the leader with one follower, remove two nodes of the other side at once.
+    SplitMember,
+    /// Delay (fixed or jittered), stall or reset the leader's links (proxy backend only).
+    Link,
+    /// No fault at all.
+    None,
+}
+
+/// The fault families a run uses (from `--faults LIST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultSet {
+    /// kill / restart
+    pub kill: bool,
+    /// pause / resume
+    pub pause: bool,
+    /// partition / heal
+    pub partition: bool,
+    /// the composed pause-and-isolate-leader fault on its own (`isolate-leader`)
+    ///
+    /// Why a token of its own: with kill, pause and partition on it is 1 of 13 choices, so
+    /// a 60 s run draws it about half the time; a stale-read bug shows only under it.
+    pub isolate_leader: bool,
+    /// remove a voter / add it back (`member`; our cluster only)
+    pub member: bool,
+    /// the composed shrink-a-partitioned-leader's-side fault on its own (`split-member`)
+    pub split_member: bool,
+    /// delay, stall or reset the leader's links (`link`; proxy backend only)
+    pub link: bool,
+}
+
+impl FaultSet {
+    /// The set of the kinds listed (`none` adds nothing).
+    pub fn of(kinds: &[FaultKind]) -> FaultSet {
+        let mut set = FaultSet::default();
+        for kind in kinds {
+            match kind {
+                FaultKind::Kill => set.kill = true,
+                FaultKind::Pause => set.pause = true,
+                FaultKind::Partition => set.partition = true,
+                FaultKind::IsolateLeader => set.isolate_leader = true,
+                FaultKind::Member => set.member = true,
+                FaultKind::SplitMember => set.split_member = true,
+                FaultKind::Link => set.link = true,
+                FaultKind::None => {}
+            }
+        }
+        set
+    }
+
+    /// No fault at all.
+    pub fn is_empty(&self) -> bool {
+        !(self.kill
+            || self.pause
+            || self.partition
+            || self.isolate_leader
+            || self.member
+            || self.split_member
+            || self.link)
+    }
+
+    /// Whether a partition backend is needed (plain partitions or the isolating pause).
+    pub fn uses_net(&self) -> bool {
+        self.partition || self.isolate_leader || self.split_member || self.link
+    }
+
+    /// Whether membership changes are asked for (our cluster only).
+    pub fn uses_member(&self) -> bool {
+        self.member || self.split_member
+    }
+
+    fn choices(&self) -> Vec<Fault> {
+        let mut v = Vec::new();
+        if self.kill {
+            v.extend([Who::One, Who::Minority, Who::Majority, Who::Leader].map(Fault::Kill));
+        }
+        if self.pause {
+            v.extend([Who::One, Who::Minority, Who::Leader].map(Fault::Pause));
+        }
+        if self.partition {
+            v.extend(PartitionKind::ALL.map(Fault::Partition));
+        }
+        if (self.pause && self.partition) || self.isolate_leader {
+            v.push(Fault::PauseIsolatedLeader);
+        }
+        if self.member {
+            v.extend([Who::One, Who::Leader, Who::Minority].map(Fault::Member));
+        }
+        if (self.member && self.partition) || self.split_member {
+            v.push(Fault::SplitMembership);
+        }
+        if self.link {
+            v.extend(LINK_FAULTS);
+        }
+        v
+    }
+}
+
+/// The nodes `who` designates among `ids`, given the current leader.
+pub fn pick(who: Who, ids: &[usize], leader: Option<usize>, rng: &mut StdRng) -> Vec<usize> {
+    let mut shuffled = ids.to_vec();
+    shuffled.shuffle(rng);
+    let n = ids.len();
+    let count = match who {
+        Who::One => 1,
+        Who::Minority => rng.gen_range(1..=((n - 1) / 2).max(1)),
+        Who::Majority => n / 2 + 1,
+        Who::Leader => {
+            return leader
+                .into_iter()
+                .chain(shuffled.first().copied())
+                .take(1)
+                .collect()
+        }
+    };
+    let mut v: Vec<usize> = shuffled.into_iter().take(count).collect();
+    v.sort_unstable();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn the_same_seed_picks_the_same_nodes() {
+        let ids = [1, 2, 3, 4, 5];
+        for who in [Who::One, Who::Minority, Who::Majority, Who::Leader] {
+            let a = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
+            let b = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
+            assert_eq!(a, b);
+            match who {
+                Who::One | Who::Leader => assert_eq!(a.len(), 1),
+                Who::Minority => assert!((1..=2).contains(&a.len())),
+                Who::Majority => assert_eq!(a.len(), 3),
+            }
+        }
+        assert_eq!(
+            pick(Who::Leader, &ids, Some(4), &mut StdRng::seed_from_u64(1)),
+            [4]
+        );
+    }
+
+    #[test]
+    fn fault_kinds_parse_as_a_comma_separated_list() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[arg(long, value_enum, value_delimiter = ',')]
+            faults: Option<Vec<FaultKind>>,
+        }
+        let cli = Cli::try_parse_from(["x", "--faults", "kill,isolate-leader"]).unwrap();
+        let set = FaultSet::of(&cli.faults.unwrap());
+        assert!(set.kill && set.isolate_leader && !set.pause);
+        assert!(set.uses_net() && !set.uses_member());
+        let none = Cli::try_parse_from(["x", "--faults", "none"]).unwrap();
+        assert!(FaultSet::of(&none.faults.unwrap()).is_empty());
+        assert!(Cli::try_parse_from(["x", "--faults", "kill,flood"]).is_err());
+        assert!(Cli::try_parse_from(["x"]).unwrap().faults.is_none());
+    }
+}

@@ -1,0 +1,341 @@
+//! The nemesis: carries out a schedule's steps against the node processes and the network,
+//! recording each fault as a `start-…` / `stop-…` pair of nemesis events.
+
+use super::{pick, Fault, Step, Who};
+use crate::client::Http;
+use crate::net::{self, Grudge, LinkFault, Net};
+use crate::recorder::Recorder;
+use crate::sut::{find_leader, MemberChange, Processes};
+use anyhow::{Context, Result};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the nemesis shares with the runner.
+pub struct Nemesis {
+    /// Node processes.
+    pub cluster: Arc<Mutex<Processes>>,
+    /// Partition backend (absent when partitions are off).
+    pub net: Option<Arc<Mutex<Box<dyn Net>>>>,
+    /// The history.
+    pub recorder: Arc<Recorder>,
+    /// The fault in force, for the progress line.
+    pub current: Arc<Mutex<String>>,
+    /// Set to end the schedule early.
+    pub stop: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What an active fault has done, so that it can be undone.
+enum Undo {
+    Restart(Vec<usize>),
+    Resume(Vec<usize>),
+    Heal,
+    ResumeThenHeal(Vec<usize>),
+    Readd(Vec<usize>),
+    HealThenReadd(Vec<usize>),
+    Unlink,
+}
+
+/// How long the nemesis keeps asking for a membership change before it gives up.
+const MEMBER_PATIENCE: Duration = Duration::from_secs(10);
+
+impl Nemesis {
+    /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
+    pub async fn run(&self, steps: Vec<Step>, seed: u64, deadline: Instant) -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6e656d65);
+        let http = Http::new(Duration::from_millis(500));
+        for step in steps {
+            if !self.sleep_until(Instant::now() + step.wait, deadline).await {
+                break;
+            }
+            let leader = {
+                let target = lock(&self.cluster).target().clone();
+                find_leader(target.as_ref(), &http).await
+            };
+            let undo = self.start(step.fault, leader, &mut rng).await?;
+            let _ = self.sleep_until(Instant::now() + step.hold, deadline).await;
+            self.finish(step.fault, undo).await?;
+            if self.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps until `until`, or until `deadline` or a stop request. False if cut short.
+    async fn sleep_until(&self, until: Instant, deadline: Instant) -> bool {
+        while Instant::now() < until {
+            if self.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    async fn start(&self, fault: Fault, leader: Option<usize>, rng: &mut StdRng) -> Result<Undo> {
+        let ids = lock(&self.cluster).ids();
+        let (undo, value) = match fault {
+            Fault::Kill(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.kill(n)?;
+                }
+                (
+                    Undo::Restart(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes}),
+                )
+            }
+            Fault::Pause(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.pause(n)?;
+                }
+                (
+                    Undo::Resume(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes}),
+                )
+            }
+            Fault::PauseIsolatedLeader => {
+                let nodes = pick(Who::Leader, &ids, leader, rng);
+                let others: Vec<usize> =
+                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&nodes, &others);
+                lock(&self.cluster).pause(nodes[0])?;
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                lock(net).partition(&g)?;
+                (
+                    Undo::ResumeThenHeal(nodes.clone()),
+                    json!({"who": "leader", "nodes": nodes, "isolated": true}),
+                )
+            }
+            Fault::Member(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let outcome = self.change_members(&nodes, false, None).await?;
+                (
+                    Undo::Readd(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes, "removed": outcome}),
+                )
+            }
+            Fault::SplitMembership if leader.is_none() || ids.len() < 5 => (
+                // Needs a leader, and two nodes on each side besides it.
+                Undo::Readd(Vec::new()),
+                json!({"split": true, "nodes": [], "skipped": "no leader known, or under 5 nodes"}),
+            ),
+            Fault::SplitMembership => {
+                let l = leader.expect("checked above");
+                let mut others: Vec<usize> = ids.iter().copied().filter(|&i| i != l).collect();
+                others.shuffle(rng);
+                let side = vec![l, others[0]];
+                let rest: Vec<usize> = others[1..].to_vec();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&side, &rest);
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                lock(net).partition(&g)?;
+                let mut nodes = rest[..2].to_vec();
+                nodes.sort_unstable();
+                let outcome = self.change_members(&nodes, false, Some(side)).await?;
+                (
+                    Undo::HealThenReadd(nodes.clone()),
+                    json!({"split": true, "nodes": nodes, "grudge": grudge_json(&g), "removed": outcome}),
+                )
+            }
+            Fault::Link(f) => {
+                let nodes = pick(Who::Leader, &ids, leader, rng);
+                let others: Vec<usize> =
+                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&nodes, &others);
+                let net = self.net.as_ref().context("link fault without a backend")?;
+                let mut value =
+                    json!({"kind": f.name(), "nodes": nodes, "grudge": grudge_json(&g)});
+                if let LinkFault::Delay { base, jitter } = f {
+                    value["delay_ms"] = json!(base.as_millis() as u64);
+                    value["jitter_ms"] = json!(jitter.as_millis() as u64);
+                }
+                if !lock(net).link(&g, Some(f))? {
+                    value["skipped"] =
+                        json!("this partition backend cannot shape links (proxy only)");
+                }
+                (Undo::Unlink, value)
+            }
+            Fault::Partition(kind) => {
+                let g = net::grudge(kind, &ids, leader, rng);
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                // With fewer than two nodes there is nothing to cut.
+                if !g.is_empty() {
+                    lock(net).partition(&g)?;
+                }
+                (
+                    Undo::Heal,
+                    json!({"kind": kind.name(), "grudge": grudge_json(&g)}),
+                )
+            }
+        };
+        *lock(&self.current) = format!("{} {}", fault.describe(), nodes_of(&value));
+        self.recorder
+            .nemesis(&format!("start-{}", fault.family()), value);
+        Ok(undo)
+    }
+
+    async fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
+        let value = match undo {
+            Undo::Restart(nodes) => {
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.start(n)?;
+                }
+                json!({ "nodes": nodes })
+            }
+            Undo::Resume(nodes) => {
+                let mut c = lock(&self.cluster);
+                for &n in &nodes {
+                    c.resume(n)?;
+                }
+                json!({ "nodes": nodes })
+            }
+            Undo::ResumeThenHeal(nodes) => {
+                {
+                    let mut c = lock(&self.cluster);
+                    for &n in &nodes {
+                        c.resume(n)?;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Some(net) = &self.net {
+                    lock(net).heal()?;
+                }
+                json!({ "nodes": nodes, "isolated": true })
+            }
+            Undo::Heal => {
+                if let Some(net) = &self.net {
+                    lock(net).heal()?;
+                }
+                Value::Null
+            }
+            Undo::Readd(nodes) => {
+                // Always asked, even if the removal looked refused: a removal whose answer
+                // was lost may still have committed, and adding a voter back is harmless
+                // (the cluster refuses it as invalid).
+                let outcome = self.change_members(&nodes, true, None).await?;
+                json!({ "nodes": nodes, "added": outcome })
+            }
+            Undo::Unlink => {
+                if let Some(net) = &self.net {
+                    lock(net).link(&Grudge::none(&lock(&self.cluster).ids()), None)?;
+                }
+                Value::Null
+            }
+            Undo::HealThenReadd(nodes) => {
+                if let Some(net) = &self.net {
+                    lock(net).heal()?;
+                }
+                let outcome = self.change_members(&nodes, true, None).await?;
+                json!({ "nodes": nodes, "added": outcome, "split": true })
+            }
+        };
+        lock(&self.current).clear();
+        self.recorder
+            .nemesis(&format!("stop-{}", fault.family()), value);
+        Ok(())
+    }
+}
+
+impl Nemesis {
+    /// Asks the cluster to remove (`add` false) or re-add every node of `ids`, all at once
+    /// (one request each, concurrently), through the nodes of `via` (default: every other
+    /// node, then the node itself); returns each one's outcome, in order.
+    async fn change_members(
+        &self,
+        ids: &[usize],
+        add: bool,
+        via: Option<Vec<usize>>,
+    ) -> Result<Vec<String>> {
+        let (target, all) = {
+            let c = lock(&self.cluster);
+            (c.target().clone(), c.ids())
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, &id) in ids.iter().enumerate() {
+            let target = target.clone();
+            let via = via.clone().unwrap_or_else(|| {
+                all.iter()
+                    .copied()
+                    .filter(|&n| n != id)
+                    .chain([id])
+                    .collect()
+            });
+            tasks.spawn(async move { (i, change_member(target, id, add, via).await) });
+        }
+        let mut out = vec![String::new(); ids.len()];
+        while let Some(done) = tasks.join_next().await {
+            let (i, res) = done.context("a membership change task panicked")?;
+            out[i] = res?;
+        }
+        Ok(out)
+    }
+}
+
+/// Asks the cluster to remove (`add` false) or re-add node `id`, retrying for
+/// [`MEMBER_PATIENCE`] while it cannot now (no leader, another change pending). Returns what
+/// became of it, for the nemesis event: `done`, `invalid: …` or `gave up: …`.
+async fn change_member(
+    target: Arc<dyn crate::sut::Target>,
+    id: usize,
+    add: bool,
+    via: Vec<usize>,
+) -> Result<String> {
+    let http = Http::new(Duration::from_secs(6));
+    let until = Instant::now() + MEMBER_PATIENCE;
+    loop {
+        match target.set_member(id, add, &via, &http).await? {
+            MemberChange::Done => return Ok("done".into()),
+            MemberChange::Invalid(why) => return Ok(format!("invalid: {why}")),
+            MemberChange::NotNow(why) if Instant::now() >= until => {
+                return Ok(format!("gave up: {why}"))
+            }
+            MemberChange::NotNow(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+fn nodes_of(v: &Value) -> String {
+    match v["nodes"].as_array() {
+        Some(a) => a
+            .iter()
+            .map(|n| format!("n{n}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        None => String::new(),
+    }
+}
+
+/// A grudge as JSON: `{"1": [2, 3], ...}` (node: nodes it does not hear from).
+pub fn grudge_json(g: &Grudge) -> Value {
+    let m: serde_json::Map<String, Value> =
+        g.0.iter()
+            .map(|(k, v)| (k.to_string(), json!(v.iter().collect::<BTreeSet<_>>())))
+            .collect();
+    Value::Object(m)
+}
