@@ -41,9 +41,12 @@
 //! assert_eq!(e.to_string(), "h.jsonl:1: ok completion by process 1 with no open invocation");
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod edn;
 mod error;
 mod event;
+pub mod faults;
 mod fields;
 mod format;
 mod history;
@@ -54,6 +57,7 @@ pub mod porcupine_kv;
 pub use edn::write_edn;
 pub use error::ReadError;
 pub use event::{Event, EventType, Key, Process, F};
+pub use faults::{fault_windows, FaultWindow, FaultWindows};
 pub use format::{detect, read_bytes, read_path, read_str, Format, UnknownFormatName};
 pub use history::{History, Operation, PairingError, Status};
 pub use jsonl::JsonlWriter;

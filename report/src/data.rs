@@ -1,7 +1,7 @@
 //! The timeline data the page draws: operations as a compact integer array, lanes, keys,
 //! fault intervals and other nemesis marks, on one time axis.
 
-use histories::{History, Process, Status};
+use histories::{History, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -162,74 +162,41 @@ fn describe(op: &histories::Operation) -> String {
     }
 }
 
-/// Pairs `start-X` / `stop-X` nemesis events into intervals and keeps the rest as marks.
-/// Overlapping intervals of one family close first-in first-out; a start without a stop
-/// lasts to the end of the history.
+/// The fault intervals of `h` on `axis`, from [`histories::fault_windows`] (the pairing every
+/// tool shares: overlapping faults of one family close first-in first-out, a start without a
+/// stop lasts to the end of the history), and the other nemesis events as marks.
 pub fn faults(h: &History, axis: &Axis) -> (Vec<FaultSpan>, Vec<Mark>) {
     let end = axis.end(h);
-    let mut spans = Vec::new();
-    let mut marks = Vec::new();
-    let mut open: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-    for (i, e) in h.events.iter().enumerate() {
-        if e.process != Process::Nemesis {
-            continue;
-        }
-        let name = e.f.as_str();
-        let at = axis.at(h, i);
-        let family = |rest: &str| {
-            if rest.is_empty() {
-                "nemesis".to_string()
-            } else {
-                rest.to_string()
-            }
-        };
-        if let Some(rest) = name
-            .strip_prefix("start")
-            .filter(|r| r.is_empty() || r.starts_with('-'))
-        {
-            let fam = family(rest.trim_start_matches('-'));
-            open.entry(fam).or_default().push((at, show(&e.value, 200)));
-        } else if let Some(rest) = name
-            .strip_prefix("stop")
-            .filter(|r| r.is_empty() || r.starts_with('-'))
-        {
-            let fam = family(rest.trim_start_matches('-'));
-            let started = open
-                .get_mut(&fam)
-                .filter(|v| !v.is_empty())
-                .map(|v| v.remove(0));
-            match started {
-                Some((start, detail)) => spans.push(FaultSpan {
-                    family: fam,
-                    start,
-                    end: at,
-                    closed: true,
-                    detail,
-                }),
-                None => marks.push(Mark {
-                    at,
-                    label: format!("{name} (no matching start) {}", show(&e.value, 200)),
-                }),
-            }
-        } else {
-            marks.push(Mark {
-                at,
-                label: format!("{name} {}", show(&e.value, 200)),
-            });
-        }
-    }
-    for (family, starts) in open {
-        for (start, detail) in starts {
-            spans.push(FaultSpan {
-                family: family.clone(),
-                start,
-                end,
-                closed: false,
-                detail,
-            });
-        }
-    }
-    spans.sort_by_key(|s| (s.start, s.end));
+    let found = histories::fault_windows(&h.events);
+    let spans = found
+        .windows
+        .iter()
+        .map(|w| FaultSpan {
+            family: w.family.clone(),
+            start: axis.at(h, w.start),
+            end: w.stop.map_or(end, |i| axis.at(h, i)),
+            closed: w.stop.is_some(),
+            detail: show(&h.events[w.start].value, 200),
+        })
+        .collect();
+    let mut unpaired: Vec<(usize, &str)> = found
+        .stray_stops
+        .iter()
+        .map(|&i| (i, " (no matching start)"))
+        .chain(found.others.iter().map(|&i| (i, "")))
+        .collect();
+    unpaired.sort_unstable();
+    let marks = unpaired
+        .into_iter()
+        .map(|(i, note)| Mark {
+            at: axis.at(h, i),
+            label: format!(
+                "{}{note} {}",
+                h.events[i].f.as_str(),
+                show(&h.events[i].value, 200)
+            ),
+        })
+        .collect();
     (spans, marks)
 }
 

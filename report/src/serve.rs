@@ -1,10 +1,14 @@
 //! The run browser: a tiny loopback-only HTTP server listing the runs in a runs directory
 //! (verdict, date, target, faults) and serving each run's report and files.
 //!
-//! It is std only (a `TcpListener` and one connection at a time): it serves one person on
-//! this machine, so a thread pool or an async runtime would be weight without a use. Every
-//! connection is bounded: 5 s to send its request, a 16 KiB request head, GET and HEAD
-//! only, and paths that name a run directory and a plain file inside it, nothing else.
+//! It is std only: a `TcpListener` and one thread per connection, at most [`MAX_CONNECTIONS`]
+//! at once. It serves one person's browser on this machine, a handful of connections, so
+//! threads cost nothing worth an async runtime in a library the checker links too; but they
+//! must be concurrent, since a browser keeps idle connections open and one idle client must
+//! never stall another. Every connection is bounded: 5 s to send its request, a 16 KiB
+//! request head, GET and HEAD only, and paths that name a run directory and a regular file
+//! inside it whose canonical path lies inside the runs directory (a symlink that leaves it is
+//! a 404), nothing else.
 
 use crate::escape::html;
 use crate::page::verdict_class;
@@ -14,8 +18,13 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Connections served at once; past it a new connection is closed at once. Each costs a
+/// thread for at most its timeouts (5 s to read the request, 30 s per write).
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// One run as the index lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,12 +185,28 @@ pub fn serve_on(listener: TcpListener, runs: &Path, stop: &AtomicBool) -> Result
             path: PathBuf::from(local.to_string()),
             source,
         })?;
+    let runs: Arc<Path> = Arc::from(runs);
+    let live = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                // A client that misbehaves costs at most its timeouts; it never stops the
-                // server.
-                let _ = handle(stream, runs);
+                if live.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                    live.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                let (runs, done) = (runs.clone(), live.clone());
+                // A client that misbehaves costs its own thread at most its timeouts; it
+                // never stops or stalls the server.
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("serve-conn".into())
+                        .spawn(move || {
+                            let _ = handle(stream, &runs);
+                            done.fetch_sub(1, Ordering::SeqCst);
+                        });
+                if spawned.is_err() {
+                    live.fetch_sub(1, Ordering::SeqCst);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(50));
@@ -288,15 +313,20 @@ fn route(target: &str, runs: &Path) -> Response {
     if !plain_name(run) || !(file.is_empty() || plain_name(file)) {
         return text("404 Not Found", "not found");
     }
-    let dir = runs.join(run);
-    if !dir.is_dir() {
+    // Canonical paths from here on: a run or file name may be a symlink (`latest` is one),
+    // and only what resolves inside the runs directory is served.
+    let Some(dir) = inside(runs, &runs.join(run)).filter(|d| d.is_dir()) else {
         return text("404 Not Found", "no such run");
-    }
+    };
     if file.is_empty() {
         return listing(&dir, run);
     }
     let p = dir.join(file);
-    if file == "report.html" && !p.is_file() {
+    let inputs_inside = ["results.json", "history.jsonl"].iter().all(|f| {
+        let q = dir.join(f);
+        !q.exists() || inside(runs, &q).is_some()
+    });
+    if file == "report.html" && !p.exists() && inputs_inside {
         // Runs recorded before reports existed: draw it now from their history.
         return match crate::render_run_dir(&dir) {
             Ok(page) => Response {
@@ -310,8 +340,11 @@ fn route(target: &str, runs: &Path) -> Response {
             ),
         };
     }
+    let Some(p) = inside(runs, &p) else {
+        return text("404 Not Found", "no such file");
+    };
     match std::fs::File::open(&p) {
-        Ok(f) if p.is_file() => {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             Response {
                 status: "200 OK",
@@ -321,6 +354,14 @@ fn route(target: &str, runs: &Path) -> Response {
         }
         _ => text("404 Not Found", "no such file"),
     }
+}
+
+/// The canonical form of `path` when it exists and lies inside the runs directory `runs`
+/// (itself canonicalized, so a runs directory reached through a symlink still works).
+fn inside(runs: &Path, path: &Path) -> Option<PathBuf> {
+    let root = runs.canonicalize().ok()?;
+    let real = path.canonicalize().ok()?;
+    real.starts_with(&root).then_some(real)
 }
 
 fn listing(dir: &Path, run: &str) -> Response {
