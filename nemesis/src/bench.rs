@@ -4,7 +4,7 @@
 use crate::client::{Http, Op, Outcome};
 use crate::run::make_target;
 use crate::sut::{self, Processes};
-use crate::TargetKind;
+use crate::SystemArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::rngs::StdRng;
@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 /// Flags of `nemesis bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// System to measure.
-    #[arg(long, value_enum, default_value = "raft")]
-    pub target: TargetKind,
+    /// The system to measure.
+    #[command(flatten)]
+    pub system: SystemArgs,
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
@@ -37,9 +37,6 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Path of the `cluster` binary (as for `run`).
-    #[arg(long)]
-    pub cluster_bin: Option<PathBuf>,
     /// Directory for node data and logs (default: a fresh directory under the system temp
     /// dir, removed afterwards).
     #[arg(long)]
@@ -124,13 +121,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
 }
 
 async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
-    let target = make_target(
-        args.target,
-        args.nodes,
-        None,
-        args.cluster_bin.as_deref(),
-        None,
-    )?;
+    let target = make_target(&args.system, args.nodes, None, None)?;
     let direct: Vec<_> = target
         .nodes()
         .iter()

@@ -75,6 +75,15 @@ pub enum TargetKind {
     Etcd,
 }
 
+/// How etcd serves reads (`--etcd-reads`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdReads {
+    /// Ranges go through a quorum round (etcd's default).
+    Linearizable,
+    /// Ranges with `"serializable": true`: served by the local node, possibly stale.
+    Serializable,
+}
+
 /// Which workload the clients run.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkloadKind {
@@ -95,12 +104,28 @@ pub enum NetChoice {
     Proxy,
 }
 
-/// Flags of a test run.
+/// Which system a run or a benchmark starts, and how (shared by `run` and `bench`).
 #[derive(Args, Debug, Clone)]
-pub struct RunArgs {
+pub struct SystemArgs {
     /// System under test.
     #[arg(long, value_enum, default_value = "raft")]
     pub target: TargetKind,
+    /// Path of the `cluster` binary (default: $NEMESIS_CLUSTER_BIN, a sibling of this
+    /// executable, or `cargo build --release -p cluster-node` inside the workspace).
+    #[arg(long)]
+    pub cluster_bin: Option<PathBuf>,
+    /// How etcd serves reads (`--target etcd`): linearizable, or serializable (local and
+    /// possibly stale: a run under partitions should come out not linearizable).
+    #[arg(long, value_enum, default_value = "linearizable")]
+    pub etcd_reads: EtcdReads,
+}
+
+/// Flags of a test run.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The system under test.
+    #[command(flatten)]
+    pub system: SystemArgs,
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
@@ -143,10 +168,6 @@ pub struct RunArgs {
     /// Run directory (default: histories/runs/<timestamp>/ under the workspace root).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
-    /// Path of the `cluster` binary (default: $NEMESIS_CLUSTER_BIN, a sibling of this
-    /// executable, or `cargo build --release -p cluster-node` inside the workspace).
-    #[arg(long)]
-    pub cluster_bin: Option<PathBuf>,
     /// Timeout of every client request, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub request_timeout_ms: u64,

@@ -9,7 +9,7 @@ use crate::net::{self, Net, NetBackend};
 use crate::recorder::Recorder;
 use crate::sut::{self, etcd::Etcd, raft::Raft, Processes, Target};
 use crate::workload::{self, append::Append, register::Register, Generator, WorkerCtx};
-use crate::{rundir, NetChoice, RunArgs, TargetKind, WorkloadKind};
+use crate::{rundir, EtcdReads, NetChoice, RunArgs, SystemArgs, TargetKind, WorkloadKind};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -62,12 +62,12 @@ pub fn choose_backend(choice: NetChoice) -> Result<NetBackend> {
 
 /// Builds a target's nodes on a loopback block of their own.
 pub fn make_target(
-    kind: TargetKind,
+    system: &SystemArgs,
     n: usize,
     uids: Option<&[u32]>,
-    cluster_bin: Option<&Path>,
     bug: Option<String>,
 ) -> Result<Arc<dyn Target>> {
+    let (kind, cluster_bin) = (system.target, system.cluster_bin.as_deref());
     if n == 0 || n > 200 {
         bail!("--nodes {n}: must be between 1 and 200");
     }
@@ -79,7 +79,11 @@ pub fn make_target(
             if bug.is_some() {
                 bail!("--bug applies to --target raft only");
             }
-            Arc::new(Etcd::new(nodes, format!("nemesis-{}", std::process::id())))
+            let etcd = Etcd::new(nodes, format!("nemesis-{}", std::process::id()));
+            match system.etcd_reads {
+                EtcdReads::Linearizable => Arc::new(etcd),
+                EtcdReads::Serializable => Arc::new(etcd.with_serializable_reads()),
+            }
         }
     })
 }
@@ -130,9 +134,9 @@ async fn run(args: RunArgs) -> Result<Verdict> {
             .unwrap_or_default();
         t.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
     });
-    let membership = args.target == TargetKind::Raft && args.nodes >= 5;
+    let membership = args.system.target == TargetKind::Raft && args.nodes >= 5;
     let mut faults = Plan::new(args.faults.as_deref(), seed, membership);
-    if faults.uses_member() && args.target != TargetKind::Raft {
+    if faults.uses_member() && args.system.target != TargetKind::Raft {
         bail!(
             "--faults member / split-member: membership changes are implemented for --target raft only (etcd needs a member's data wiped and the process restarted to rejoin)"
         );
@@ -149,7 +153,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     } else if faults.uses_links() {
         bail!("--faults link: only the proxy backend shapes links; add --net proxy");
     }
-    if args.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
+    if args.system.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
         bail!("etcd cannot run behind the proxy backend (its member ids come from one shared --initial-cluster); use --net iptables as root");
     }
     if backend == Some(NetBackend::Iptables) {
@@ -157,18 +161,12 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     }
     // etcd connects from 127.0.0.1 whatever its listen address, so its cuts match the
     // sending process's uid (REFERENCE.md §3); our nodes bind their own address.
-    let needs_uids = args.target == TargetKind::Etcd;
+    let needs_uids = args.system.target == TargetKind::Etcd;
     let uids = match backend {
         Some(NetBackend::Iptables) if needs_uids => Some(net::ensure_uids(args.nodes)?),
         _ => None,
     };
-    let target = make_target(
-        args.target,
-        args.nodes,
-        uids.as_deref(),
-        args.cluster_bin.as_deref(),
-        args.bug.clone(),
-    )?;
+    let target = make_target(&args.system, args.nodes, uids.as_deref(), args.bug.clone())?;
     let tag = format!("nm{}", std::process::id());
     let net = match backend {
         Some(b) => Some(net::start(b, &tag, target.nodes())?),
@@ -465,7 +463,7 @@ fn check_and_report(
     let results = Results {
         verdict,
         seed,
-        target: format!("{:?}", args.target).to_lowercase(),
+        target: format!("{:?}", args.system.target).to_lowercase(),
         workload: format!("{:?}", args.workload).to_lowercase(),
         bug: args.bug.clone(),
         nodes: args.nodes,
@@ -474,7 +472,7 @@ fn check_and_report(
         faults: Plan::new(
             args.faults.as_deref(),
             seed,
-            args.target == TargetKind::Raft && args.nodes >= 5,
+            args.system.target == TargetKind::Raft && args.nodes >= 5,
         )
         .describe(args.faults.as_deref()),
         run_dir: dir.to_path_buf(),

@@ -147,4 +147,28 @@ mod tests {
         assert!(!of(&[K::Member]).choices().contains(&Fault::SplitMembership));
         assert_eq!(Fault::SplitMembership.family(), "member");
     }
+
+    #[test]
+    fn the_e2e_link_seed_draws_link_faults_of_several_shapes_and_kills() {
+        // tests/e2e.rs runs `--faults link,kill --fault-interval 1.5 --seed 11` for 15 s.
+        let steps = schedule(
+            11,
+            of(&[K::Link, K::Kill]),
+            Duration::from_secs_f64(1.5),
+            Duration::from_secs(15),
+        );
+        let mut t = Duration::ZERO;
+        let mut started = Vec::new();
+        for s in &steps {
+            t += s.wait;
+            if t < Duration::from_secs(15) {
+                started.push(s.fault.describe());
+            }
+            t += s.hold;
+        }
+        let links: BTreeSet<&String> = started.iter().filter(|d| d.contains("links")).collect();
+        assert!(links.len() >= 3, "{started:?}");
+        let kills = started.iter().filter(|d| d.starts_with("kill")).count();
+        assert!(kills >= 2, "{started:?}");
+    }
 }

@@ -24,6 +24,8 @@ pub struct Etcd {
     token: String,
     /// member id (as etcd prints it) -> node id, learned from status answers.
     members: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Reads are ranges with `"serializable": true` (`--etcd-reads serializable`).
+    serializable_reads: bool,
 }
 
 impl Etcd {
@@ -33,7 +35,16 @@ impl Etcd {
             nodes,
             token,
             members: Arc::default(),
+            serializable_reads: false,
         }
+    }
+
+    /// Reads become serializable ranges: served from the local node's state without a
+    /// quorum round (etcd's documented trade: faster, possibly stale). The append's own
+    /// range stays linearizable; its txn compares the revision anyway.
+    pub fn with_serializable_reads(mut self) -> Etcd {
+        self.serializable_reads = true;
+        self
     }
 
     fn base(&self, id: usize) -> String {
@@ -100,6 +111,7 @@ impl Target for Etcd {
         Box::new(EtcdClient {
             base: self.base(id),
             http,
+            serializable_reads: self.serializable_reads,
         })
     }
 
@@ -136,6 +148,7 @@ fn int(v: &Value) -> u64 {
 struct EtcdClient {
     base: String,
     http: Http,
+    serializable_reads: bool,
 }
 
 /// What a range request returned: the value and its mod_revision, or absent.
@@ -150,9 +163,13 @@ impl EtcdClient {
             .map_err(|e| no_response(&Op::Write(String::new()), &e))
     }
 
-    async fn range(&self, key: &str) -> Result<Current, Outcome> {
+    async fn range(&self, key: &str, serializable: bool) -> Result<Current, Outcome> {
+        let mut req = json!({ "key": b64(key) });
+        if serializable {
+            req["serializable"] = json!(true);
+        }
         let (status, body) = self
-            .post("/v3/kv/range", json!({ "key": b64(key) }))
+            .post("/v3/kv/range", req)
             .await
             .map_err(|o| Outcome::Fail(reason(&o)))?;
         if status != StatusCode::OK {
@@ -172,7 +189,7 @@ impl EtcdClient {
 
     async fn append(&self, key: &str, elem: &str) -> Outcome {
         for _ in 0..APPEND_ATTEMPTS {
-            let current = match self.range(key).await {
+            let current = match self.range(key, false).await {
                 Ok(c) => c,
                 Err(o) => return o,
             };
@@ -203,7 +220,7 @@ impl KvClient for EtcdClient {
     fn invoke<'a>(&'a self, key: &'a str, op: &'a Op) -> BoxFut<'a, Outcome> {
         Box::pin(async move {
             match op {
-                Op::Read => match self.range(key).await {
+                Op::Read => match self.range(key, self.serializable_reads).await {
                     Ok(c) => Outcome::Ok(c.map(|c| Value::String(c.0)).unwrap_or(Value::Null)),
                     Err(o) => o,
                 },
