@@ -23,12 +23,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{self, Answer, ApiError, ClientOp, Input, Refusal, BODY_LIMIT};
+use crate::parse_errors::JsonParseErrors;
 use crate::transport::Transport;
 use crate::wire::{self, RAFT_FROM};
 
@@ -84,8 +85,12 @@ impl Shared {
     }
 }
 
-/// Accepts connections forever, one task each.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections forever, one task each. A client gets `header_timeout` to send each
+/// request's head, idle time before it included (hyper's timer starts as soon as it waits for
+/// a head), so the timeout must exceed the idle time of clients' connection pools (30 s for
+/// the nemesis's and for this node's own forwarding client): then a pool always closes an
+/// idle connection before the node does, and never sends on one the node is closing.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, header_timeout: Duration) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,
@@ -102,7 +107,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             let svc = service_fn(move |req| handle(shared.clone(), req));
             let _ = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(JsonParseErrors::new(stream)), svc)
                 .await;
         });
     }

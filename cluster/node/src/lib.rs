@@ -6,6 +6,7 @@ pub mod codec;
 pub mod http;
 pub mod kv;
 pub mod node;
+pub mod parse_errors;
 pub mod storage;
 pub mod transport;
 pub mod wire;

@@ -72,6 +72,10 @@ struct NodeArgs {
     /// (outcome unknown).
     #[arg(long, default_value_t = 5000)]
     deadline_ms: u64,
+    /// Time a client has to send a request's head, in milliseconds, idle keep-alive time
+    /// included (then the connection is closed). Keep it above clients' pool idle timeouts.
+    #[arg(long, default_value_t = 60_000)]
+    header_timeout_ms: u64,
     /// Write logs to this file instead of stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -144,6 +148,7 @@ fn run_node(a: NodeArgs) -> anyhow::Result<()> {
         fsync: !a.no_fsync,
         bugs,
         deadline: Duration::from_millis(a.deadline_ms.max(1)),
+        header_timeout: Duration::from_millis(a.header_timeout_ms.max(1)),
     };
     // One thread runs everything but the disk (see node.rs, "One thread, fsync beside it"):
     // the event loop, every connection and every peer sender, so a request reaches the loop

@@ -77,6 +77,8 @@ pub struct NodeOptions {
     pub bugs: Bugs,
     /// Client request deadline.
     pub deadline: Duration,
+    /// Time a client has to send a request's head (idle keep-alive time included).
+    pub header_timeout: Duration,
 }
 
 /// Why the node stopped with an error.
@@ -260,6 +262,7 @@ pub async fn run(
     opts: NodeOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    storage::owner::claim(&opts.data_dir, opts.id)?;
     let (storage, rec) = Storage::open(
         &opts.data_dir,
         storage::Options {
@@ -310,7 +313,7 @@ pub async fn run(
         transport.clone(),
         opts.deadline,
     ));
-    let server = tokio::spawn(http::serve(listener, shared.clone()));
+    let server = tokio::spawn(http::serve(listener, shared.clone(), opts.header_timeout));
     tracing::info!(id = opts.id, listen = %opts.listen, applied = kv.applied, "node started");
     let mut driver = Driver {
         node,

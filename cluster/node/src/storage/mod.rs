@@ -17,6 +17,7 @@
 //! anything else is corruption, refused with the file and offset.
 
 mod crc;
+pub mod owner;
 mod record;
 mod snapshot;
 mod state;
@@ -36,6 +37,27 @@ use record::Decoded;
 /// Why the storage could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The data directory belongs to another node.
+    #[error(
+        "data directory {dir} belongs to node {found}, not to this node (--id {id}): start node \
+         {found} on it, or give this node its own --data-dir"
+    )]
+    OtherNode {
+        /// The directory.
+        dir: PathBuf,
+        /// The id stored in it.
+        found: u64,
+        /// This node's id.
+        id: u64,
+    },
+    /// The id file does not hold an id.
+    #[error("{path} does not hold a node id (found {text:?})")]
+    BadIdFile {
+        /// The file.
+        path: PathBuf,
+        /// The start of what it holds.
+        text: String,
+    },
     /// The operating system refused a file operation.
     #[error("I/O error on {path}: {source}")]
     Io {
