@@ -22,15 +22,16 @@ use std::time::Duration;
 /// place where consensus breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Episode {
-    /// Three to six kills in quick succession (half of them the current leader, the others
+    /// Four to eight kills in quick succession (half of them the current leader, the others
     /// one node, a minority or a majority), each restarted within 0.3-1.5 s: many elections,
     /// many restarted voters (forgotten votes, reads right after an election).
     KillStorm,
     /// Pause the leader, cut it off, wake it while still cut off (the composed
     /// [`Fault::PauseIsolatedLeader`]): reads served without a quorum round come out stale.
     IsolatedPause,
-    /// Isolate one node for 2-5 s while writes go on, heal, and at once kill the leader: the
-    /// node that fell behind may stand in the election that follows.
+    /// Cut a minority of followers off for 2-5 s while writes go on, kill the leader, heal,
+    /// restart it (the composed [`Fault::LagThenKillLeader`]): the nodes that fell behind
+    /// stand in the election that follows, and are needed for its first commit.
     LagThenKillLeader,
     /// The composed [`Fault::SplitMembership`] (our cluster, 5 nodes or more).
     SplitMember,
@@ -91,7 +92,7 @@ impl Episode {
         };
         match self {
             Episode::KillStorm => {
-                let n = rng.gen_range(3..=6);
+                let n = rng.gen_range(4..=8);
                 (0..n)
                     .map(|i| {
                         let who = match rng.gen_range(0..6) {
@@ -109,18 +110,7 @@ impl Episode {
                     .collect()
             }
             Episode::IsolatedPause => one(Fault::PauseIsolatedLeader, secs(rng, 2.0, 5.0)),
-            Episode::LagThenKillLeader => vec![
-                Step {
-                    wait: quiet,
-                    hold: secs(rng, 2.0, 5.0),
-                    fault: Fault::Partition(PartitionKind::IsolateOne),
-                },
-                Step {
-                    wait: Duration::ZERO,
-                    hold: secs(rng, 0.5, 2.0),
-                    fault: Fault::Kill(Who::Leader),
-                },
-            ],
+            Episode::LagThenKillLeader => one(Fault::LagThenKillLeader, secs(rng, 2.0, 5.0)),
             Episode::SplitMember => one(Fault::SplitMembership, secs(rng, 2.0, 4.0)),
             Episode::Partition => {
                 let kind = *PartitionKind::ALL.choose(rng).expect("five kinds");
@@ -210,18 +200,39 @@ impl fmt::Display for Mix {
     }
 }
 
-/// The default schedule for a run of length `total`: episodes drawn from `mix`, each after a
-/// quiet period of 1-4 s (a leader is elected in well under a second here, so the cluster
-/// serves again before the next episode). Depends only on its arguments.
+/// The default schedule for a run of length `total`: rounds of episodes, each after a
+/// quiet period of 1-3 s (a leader is elected in well under a second here, so the cluster
+/// serves again before the next episode). A round plays every aimed episode of the mix
+/// once, in a seeded order, then two more drawn by weight. Depends only on its arguments.
+///
+/// Why rounds: drawn purely by weight, a 60 s run of seven or eight episodes skipped some
+/// aimed episode in about one run of three (measured: a run with no split-member missed
+/// `unsafe-membership`, one with a single kill missed `forget-vote`); a round makes every
+/// aimed episode happen in every run that lasts one round (about 45 s), and the weights
+/// still decide what fills the rest.
 pub fn hunt(seed: u64, mix: &Mix, total: Duration) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6875_6e74);
+    let aimed: Vec<Episode> = mix
+        .weights
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|e| e.base_weight() >= 2)
+        .collect();
     let mut steps = Vec::new();
     let mut t = Duration::ZERO;
     while t < total {
-        let quiet = Duration::from_secs_f64(rng.gen_range(1.0..4.0));
-        for step in mix.choose(&mut rng).steps(quiet, &mut rng) {
-            t += step.wait + step.hold;
-            steps.push(step);
+        let mut round = aimed.clone();
+        round.shuffle(&mut rng);
+        round.extend([mix.choose(&mut rng), mix.choose(&mut rng)]);
+        for episode in round {
+            if t >= total {
+                break;
+            }
+            let quiet = Duration::from_secs_f64(rng.gen_range(1.0..3.0));
+            for step in episode.steps(quiet, &mut rng) {
+                t += step.wait + step.hold;
+                steps.push(step);
+            }
         }
     }
     steps
@@ -253,7 +264,7 @@ mod tests {
             let faulty: Duration = steps.iter().map(|s| s.hold).sum();
             assert!(faulty >= Duration::from_secs(20), "seed {seed}: {faulty:?}");
             for s in &steps {
-                assert!(s.wait <= Duration::from_secs(4) && s.hold <= Duration::from_secs(5));
+                assert!(s.wait <= Duration::from_secs(3) && s.hold <= Duration::from_secs(5));
                 seen.insert(s.fault.describe());
             }
         }
@@ -262,7 +273,7 @@ mod tests {
             "kill leader",
             "kill majority",
             "shrink a partitioned leader's side",
-            "partition isolate-one",
+            "lag followers, kill the leader",
         ] {
             assert!(
                 seen.contains(must),
@@ -284,9 +295,28 @@ mod tests {
         assert_eq!(linked.weights.len(), mix.weights.len() + 1);
         let steps = hunt(3, &linked, Duration::from_secs(600));
         assert!(steps.iter().any(|s| s.fault.family() == "link"));
-        let mut rng = StdRng::seed_from_u64(1);
-        let lag = Episode::LagThenKillLeader.steps(Duration::from_secs(2), &mut rng);
-        assert_eq!(lag[1].wait, Duration::ZERO);
-        assert_eq!(lag[1].fault, Fault::Kill(Who::Leader));
+        // Every aimed episode within the first 30 s of every run.
+        for seed in 0..20 {
+            let mix = Mix::draw(seed, true);
+            let mut t = Duration::ZERO;
+            let mut early = BTreeSet::new();
+            for s in hunt(seed, &mix, Duration::from_secs(60)) {
+                t += s.wait + s.hold;
+                if t <= Duration::from_secs(45) {
+                    early.insert(s.fault.family().to_string() + &s.fault.describe());
+                }
+            }
+            for must in [
+                "pause and isolate leader",
+                "lag followers",
+                "shrink",
+                "kill leader",
+            ] {
+                assert!(
+                    early.iter().any(|d| d.contains(must)),
+                    "seed {seed}: no {must} in the first 45 s: {early:?}"
+                );
+            }
+        }
     }
 }

@@ -89,6 +89,10 @@ pub enum Fault {
     /// keeps a leader half-alive, so heartbeats, elections and retransmissions interleave
     /// in orders a clean cut never produces (a burst of stale AppendEntries after a stall).
     Link(LinkFault),
+    /// Cut a minority of followers off while writes go on; then kill the leader of the
+    /// other side, heal, and restart it 1.5 s later (the default schedule's
+    /// `lag-then-kill-leader`; see `Nemesis::kill_leader_then_heal` for why this order).
+    LagThenKillLeader,
 }
 
 impl Fault {
@@ -97,7 +101,7 @@ impl Fault {
         match self {
             Fault::Kill(_) => "kill",
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
-            Fault::Partition(_) => "partition",
+            Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
             Fault::Link(_) => "link",
         }
@@ -113,6 +117,7 @@ impl Fault {
             Fault::Member(w) => format!("remove and re-add {}", w.name()),
             Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
             Fault::Link(f) => format!("{} leader's links", f.name()),
+            Fault::LagThenKillLeader => "lag followers, kill the leader".to_string(),
         }
     }
 }

@@ -43,10 +43,21 @@ enum Undo {
     Readd(Vec<usize>),
     HealThenReadd(Vec<usize>),
     Unlink,
+    KillLeaderThenHeal(Vec<usize>),
 }
 
 /// How long the nemesis keeps asking for a membership change before it gives up.
 const MEMBER_PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long the split fault keeps asking its cut-off leader for the two removals.
+///
+/// Why shorter: a correct leader on the minority side can never commit them, so the full
+/// patience only spent 10 s of every split fault (20 s with the re-adds) waiting for a
+/// refusal; a leader with the bug takes both removals at once, well within 2 s.
+const SPLIT_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How long the leader killed by the lag fault stays down after the heal.
+const LAG_RESTART_AFTER: Duration = Duration::from_millis(1500);
 
 impl Nemesis {
     /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
@@ -68,6 +79,43 @@ impl Nemesis {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// The end of the lag fault: kill the leader of the side that did not lag (while the
+    /// lagging nodes are still cut off), heal 0.3 s later, restart the leader 1.5 s after
+    /// that. Records `start-kill`, `stop-partition`, `stop-kill` in that order.
+    ///
+    /// Why kill before healing: the election then happens with the lagging nodes back and
+    /// the leader gone, so they are needed for every majority. A candidate that ignores the
+    /// election restriction can win with a log that misses committed entries; a correct new
+    /// leader must first bring a lagging node up to date before its first entry commits,
+    /// which widens the window in which a read that does not wait for it is stale.
+    async fn kill_leader_then_heal(&self, lag: &[usize]) -> Result<()> {
+        let http = Http::new(Duration::from_millis(300));
+        let target = lock(&self.cluster).target().clone();
+        let victim = find_leader(target.as_ref(), &http)
+            .await
+            .filter(|l| !lag.contains(l));
+        if let Some(l) = victim {
+            lock(&self.cluster).kill(l)?;
+            self.recorder.nemesis(
+                "start-kill",
+                json!({"who": "leader", "nodes": [l], "after": "lag"}),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Some(net) = &self.net {
+            lock(net).heal()?;
+        }
+        self.recorder
+            .nemesis("stop-partition", json!({"nodes": lag, "kind": "lag"}));
+        if let Some(l) = victim {
+            tokio::time::sleep(LAG_RESTART_AFTER).await;
+            lock(&self.cluster).start(l)?;
+            self.recorder.nemesis("stop-kill", json!({"nodes": [l]}));
+        }
+        lock(&self.current).clear();
         Ok(())
     }
 
@@ -126,7 +174,9 @@ impl Nemesis {
             }
             Fault::Member(who) => {
                 let nodes = pick(who, &ids, leader, rng);
-                let outcome = self.change_members(&nodes, false, None).await?;
+                let outcome = self
+                    .change_members(&nodes, false, None, MEMBER_PATIENCE)
+                    .await?;
                 (
                     Undo::Readd(nodes.clone()),
                     json!({"who": who.name(), "nodes": nodes, "removed": outcome}),
@@ -152,7 +202,9 @@ impl Nemesis {
                 lock(net).partition(&g)?;
                 let mut nodes = rest[..2].to_vec();
                 nodes.sort_unstable();
-                let outcome = self.change_members(&nodes, false, Some(side)).await?;
+                let outcome = self
+                    .change_members(&nodes, false, Some(side), SPLIT_PATIENCE)
+                    .await?;
                 (
                     Undo::HealThenReadd(nodes.clone()),
                     json!({"split": true, "nodes": nodes, "grudge": grudge_json(&g), "removed": outcome}),
@@ -176,6 +228,28 @@ impl Nemesis {
                         json!("this partition backend cannot shape links (proxy only)");
                 }
                 (Undo::Unlink, value)
+            }
+            Fault::LagThenKillLeader => {
+                let mut followers: Vec<usize> =
+                    ids.iter().copied().filter(|&i| Some(i) != leader).collect();
+                followers.shuffle(rng);
+                let mut lag: Vec<usize> = followers
+                    .into_iter()
+                    .take(((ids.len() - 1) / 2).max(1))
+                    .collect();
+                lag.sort_unstable();
+                let rest: Vec<usize> = ids.iter().copied().filter(|i| !lag.contains(i)).collect();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&lag, &rest);
+                let net = self
+                    .net
+                    .as_ref()
+                    .context("partition fault without a backend")?;
+                lock(net).partition(&g)?;
+                (
+                    Undo::KillLeaderThenHeal(lag.clone()),
+                    json!({"kind": "lag", "nodes": lag, "grudge": grudge_json(&g)}),
+                )
             }
             Fault::Partition(kind) => {
                 let g = net::grudge(kind, &ids, leader, rng);
@@ -201,6 +275,7 @@ impl Nemesis {
 
     async fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
         let value = match undo {
+            Undo::KillLeaderThenHeal(lag) => return self.kill_leader_then_heal(&lag).await,
             Undo::Restart(nodes) => {
                 let mut c = lock(&self.cluster);
                 for &n in &nodes {
@@ -238,7 +313,9 @@ impl Nemesis {
                 // Always asked, even if the removal looked refused: a removal whose answer
                 // was lost may still have committed, and adding a voter back is harmless
                 // (the cluster refuses it as invalid).
-                let outcome = self.change_members(&nodes, true, None).await?;
+                let outcome = self
+                    .change_members(&nodes, true, None, MEMBER_PATIENCE)
+                    .await?;
                 json!({ "nodes": nodes, "added": outcome })
             }
             Undo::Unlink => {
@@ -251,7 +328,9 @@ impl Nemesis {
                 if let Some(net) = &self.net {
                     lock(net).heal()?;
                 }
-                let outcome = self.change_members(&nodes, true, None).await?;
+                let outcome = self
+                    .change_members(&nodes, true, None, MEMBER_PATIENCE)
+                    .await?;
                 json!({ "nodes": nodes, "added": outcome, "split": true })
             }
         };
@@ -271,6 +350,7 @@ impl Nemesis {
         ids: &[usize],
         add: bool,
         via: Option<Vec<usize>>,
+        patience: Duration,
     ) -> Result<Vec<String>> {
         let (target, all) = {
             let c = lock(&self.cluster);
@@ -286,7 +366,7 @@ impl Nemesis {
                     .chain([id])
                     .collect()
             });
-            tasks.spawn(async move { (i, change_member(target, id, add, via).await) });
+            tasks.spawn(async move { (i, change_member(target, id, add, via, patience).await) });
         }
         let mut out = vec![String::new(); ids.len()];
         while let Some(done) = tasks.join_next().await {
@@ -298,16 +378,17 @@ impl Nemesis {
 }
 
 /// Asks the cluster to remove (`add` false) or re-add node `id`, retrying for
-/// [`MEMBER_PATIENCE`] while it cannot now (no leader, another change pending). Returns what
+/// `patience` while it cannot now (no leader, another change pending). Returns what
 /// became of it, for the nemesis event: `done`, `invalid: …` or `gave up: …`.
 async fn change_member(
     target: Arc<dyn crate::sut::Target>,
     id: usize,
     add: bool,
     via: Vec<usize>,
+    patience: Duration,
 ) -> Result<String> {
     let http = Http::new(Duration::from_secs(6));
-    let until = Instant::now() + MEMBER_PATIENCE;
+    let until = Instant::now() + patience;
     loop {
         match target.set_member(id, add, &via, &http).await? {
             MemberChange::Done => return Ok("done".into()),
