@@ -29,6 +29,29 @@ pub struct BenchArgs {
     /// Print every file's time, not only totals and the named files.
     #[arg(long)]
     per_file: bool,
+    /// Run only the measurements whose name contains this text (e.g. `skewed`, `c50`).
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Turn the search's issue-12 reductions off (the search before them), for before /
+    /// after figures.
+    #[arg(long)]
+    no_reductions: bool,
+    /// Override the generated workloads' seeds.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override the generated workloads' rate of indeterminate operations.
+    #[arg(long, value_name = "RATE")]
+    info_rate: Option<f64>,
+    /// Also write each generated history as JSON Lines into this directory (for
+    /// `checker check`, or Porcupine elsewhere).
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn wanted(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| name.contains(o.as_str()))
+    }
 }
 
 fn corpus_dir(args: &BenchArgs) -> PathBuf {
@@ -42,6 +65,7 @@ fn options(args: &BenchArgs, model: ModelKind, initial: Value) -> Options {
         model,
         initial,
         threads: args.threads.unwrap_or(Options::default().threads),
+        reductions: !args.no_reductions,
         ..Options::default()
     }
 }
@@ -163,9 +187,25 @@ fn bench_generated(
     cfg: &GenConfig,
     model: ModelKind,
 ) -> Result<Report> {
+    let mut cfg = cfg.clone();
+    cfg.seed = args.seed.unwrap_or(cfg.seed);
+    cfg.info_rate = args.info_rate.unwrap_or(cfg.info_rate);
+    let cfg = &cfg;
     let gen_start = Instant::now();
     let h = generate::history(cfg);
     let gen_time = gen_start.elapsed();
+    if let Some(dir) = &args.save {
+        let slug: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = dir.join(format!("{slug}-seed{}.jsonl", cfg.seed));
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        histories::jsonl::write_jsonl(&h, std::io::BufWriter::new(file))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     let opts = options(args, model, cfg.initial.clone());
     let (t, report) = best(args.runs, || check(&h, &opts));
     println!(
@@ -195,13 +235,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         options(args, ModelKind::Kv, Value::Null).threads,
         args.runs
     );
-    let etcd = sorted_files(&corpus.join("porcupine/jepsen"), "log")?;
-    bench_set(args, "Jepsen etcd logs", &etcd)?;
+    if args.wanted("Jepsen etcd logs") {
+        let etcd = sorted_files(&corpus.join("porcupine/jepsen"), "log")?;
+        bench_set(args, "Jepsen etcd logs", &etcd)?;
+    }
     for name in [
         "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",
     ] {
-        bench_file(args, &corpus.join(format!("porcupine/kv/{name}.txt")))?;
+        if args.wanted(name) {
+            bench_file(args, &corpus.join(format!("porcupine/kv/{name}.txt")))?;
+        }
     }
+    if args.wanted("Knossos cas-register histories") {
+        bench_knossos(args, &corpus)?;
+    }
+    bench_generated_all(args)
+}
+
+fn bench_knossos(args: &BenchArgs, corpus: &Path) -> Result<()> {
     let mut knossos = sorted_files(&corpus.join("knossos/cas-register/good"), "edn")?;
     knossos.extend(sorted_files(
         &corpus.join("knossos/cas-register/bad"),
@@ -211,6 +262,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Ok(_) => bench_set(args, "Knossos cas-register histories", &knossos)?,
         Err(e) => println!("Knossos cas-register histories: skipped ({e})"),
     }
+    Ok(())
+}
+
+/// The generated workloads, from REFERENCE.md §2 and issue 12 (skewed keys, many `info`).
+/// Each entry: name, configuration, model, and whether `--quick` skips it.
+fn bench_generated_all(args: &BenchArgs) -> Result<()> {
+    let register = |processes, keys, ops, info_rate, key_skew, seed| GenConfig {
+        processes,
+        keys,
+        ops,
+        info_rate,
+        mix: [2, 1, 1, 0],
+        values: 5,
+        initial: json!(null),
+        seed,
+        key_skew,
+    };
     let small = GenConfig {
         processes: 5,
         keys: 10,
@@ -220,46 +288,65 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         seed: 1,
         ..GenConfig::default()
     };
-    bench_generated(
-        args,
-        "generated 10,000 ops, 10 keys, 5 processes, 5% info",
-        &small,
-        ModelKind::CasRegister,
-    )?;
-    if args.quick {
-        return Ok(());
-    }
-    let big = GenConfig {
-        processes: 50,
-        keys: 1000,
-        ops: 1_000_000,
-        info_rate: 0.01,
-        mix: [2, 1, 1, 0],
-        values: 5,
-        initial: json!(null),
-        seed: 7,
-    };
-    bench_generated(
-        args,
-        "generated 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
-        &big,
-        ModelKind::Kv,
-    )?;
-    let hot = GenConfig {
-        processes: 20,
+    let append = GenConfig {
+        processes: 10,
         keys: 1,
-        ops: 2_000,
-        info_rate: 0.01,
-        mix: [2, 1, 1, 0],
-        values: 5,
+        ops: 20_000,
+        info_rate: 0.05,
+        mix: [1, 0, 0, 1],
+        values: 0,
         initial: json!(null),
-        seed: 11,
+        seed: 5,
+        key_skew: 0.0,
     };
-    bench_generated(
-        args,
-        "generated single key, 20 processes, 2,000 ops, 1% info",
-        &hot,
-        ModelKind::CasRegister,
-    )?;
+    let shapes = [
+        (
+            "generated 10,000 ops, 10 keys, 5 processes, 5% info",
+            small,
+            ModelKind::CasRegister,
+            false,
+        ),
+        (
+            "generated append key, 20,000 ops, 10 processes, 5% info",
+            append,
+            ModelKind::Kv,
+            false,
+        ),
+        (
+            "generated skewed keys (Pareto 1.2), 20,000 ops, 100 keys, 50 processes, 1% info",
+            register(50, 100, 20_000, 0.01, 1.2, 3),
+            ModelKind::CasRegister,
+            false,
+        ),
+        (
+            "generated single key, 10 processes, 2,000 ops, 20% info (high info)",
+            register(10, 1, 2_000, 0.2, 0.0, 13),
+            ModelKind::CasRegister,
+            false,
+        ),
+        (
+            "generated 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
+            register(50, 1000, 1_000_000, 0.01, 0.0, 7),
+            ModelKind::Kv,
+            true,
+        ),
+        (
+            "generated skewed keys (Pareto 1.2), 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
+            register(50, 1000, 1_000_000, 0.01, 1.2, 9),
+            ModelKind::Kv,
+            true,
+        ),
+        (
+            "generated single key, 20 processes, 2,000 ops, 1% info",
+            register(20, 1, 2_000, 0.01, 0.0, 11),
+            ModelKind::CasRegister,
+            true,
+        ),
+    ];
+    for (name, cfg, model, big) in shapes {
+        if args.wanted(name) && !(big && args.quick) {
+            bench_generated(args, name, &cfg, model)?;
+        }
+    }
     Ok(())
 }

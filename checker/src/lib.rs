@@ -115,6 +115,11 @@ pub struct Options {
     pub memory_limit_bytes: Option<usize>,
     /// Keys searched in parallel.
     pub threads: usize,
+    /// The issue-12 reductions of the search: an indeterminate op is placed only right
+    /// before an op that observes its effect, and of two identical completed candidates only
+    /// the one returning first is tried (README, "Pruning"). On by default; off only to
+    /// compare with the plain search in tests and benchmarks.
+    pub reductions: bool,
 }
 
 impl Default for Options {
@@ -126,6 +131,7 @@ impl Default for Options {
             time_limit: None,
             memory_limit_bytes: Some(4 << 30),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            reductions: true,
         }
     }
 }

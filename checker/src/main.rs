@@ -130,6 +130,7 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
         time_limit: args.time_limit.map(Duration::from_secs_f64),
         memory_limit_bytes: Some(args.memory_limit << 20),
         threads: args.threads.unwrap_or(Options::default().threads),
+        ..Options::default()
     };
     match try_check(&history, &opts) {
         Ok(report) => match args

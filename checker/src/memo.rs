@@ -1,13 +1,26 @@
 //! Lowe's memoization: the set of (linearized operations, model state) configurations the
 //! search has already entered, stored compactly with their memory counted.
 //!
-//! The linearized set is a fixed-size bitset (one bit per kept operation of the key) with a
-//! Zobrist hash maintained incrementally: each operation has a random 64-bit code and the
-//! set's hash is the XOR of its members' codes, so setting or clearing a bit updates the hash
-//! in O(1) instead of rehashing the whole bitset at every step. Entries live in two arenas
-//! (bit words, states) and the hash table holds only `(hash, entry index)`, looked up with
-//! hashbrown's `HashTable` by the precomputed hash: a probe allocates nothing and a hit
-//! compares the words in place.
+//! The linearized set is a fixed-size bitset with a Zobrist hash maintained incrementally:
+//! each operation has a random 64-bit code and the set's hash is the XOR of its members'
+//! codes, so setting or clearing a bit updates the hash in O(1) instead of rehashing the
+//! whole bitset at every step. The hash table holds only `(hash, entry index)`, looked up
+//! with hashbrown's `HashTable` by the precomputed hash: a probe allocates nothing.
+//!
+//! **Entries store a window of the set, not the set.** Completed operations get the low bit
+//! positions (in invocation order) and indeterminate ones the positions after them. A
+//! completed operation cannot stay unlinearized while operations invoked after its return
+//! are linearized, so the completed part of every configuration is a run of ones, a window
+//! about as wide as the history's concurrency, then zeros. An entry keeps the window's
+//! offset and words plus the (few) indeterminate words: on an 11,000-op key with 50
+//! processes that is about 5 words instead of 172. Indeterminate operations get their own
+//! words because one invoked early and never linearized would otherwise hold the window
+//! open for the rest of the history.
+//!
+//! **Memory is counted as allocated**, capacities rather than lengths, with room for the
+//! table's and the index's next doubling (old and new buffers coexist while they grow), and
+//! words go into fixed-size chunks that never move, so the count bounds what the process
+//! holds for the memo rather than estimating it.
 
 use crate::model::SequentialModel;
 use hashbrown::HashTable;
@@ -17,6 +30,15 @@ use std::hash::{Hash, Hasher};
 #[derive(Debug, Clone)]
 pub(crate) struct Bitset {
     words: Vec<u64>,
+    /// Words holding completed operations; indeterminate ones follow.
+    ok_words: usize,
+    /// The first word of completed ops that is not all ones (kept as bits change, so
+    /// encoding a set of a 500,000-op key does not scan its 8,000 words).
+    full: usize,
+    /// One past the last nonzero word of completed ops.
+    top: usize,
+    /// Operation index → bit position.
+    pos: Vec<u32>,
     codes: Vec<u64>,
     hash: u64,
 }
@@ -30,40 +52,95 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 impl Bitset {
-    /// An empty set over `n` operations.
-    pub fn new(n: usize) -> Self {
+    /// An empty set over operations `0..is_info.len()`; `is_info[i]` says whether operation
+    /// `i` is indeterminate.
+    pub fn new(is_info: &[bool]) -> Self {
+        let n_ok = is_info.iter().filter(|i| !**i).count();
+        let ok_words = n_ok.div_ceil(64);
+        let (mut next_ok, mut next_info) = (0u32, (ok_words * 64) as u32);
+        let pos: Vec<u32> = is_info
+            .iter()
+            .map(|&info| {
+                let counter = if info { &mut next_info } else { &mut next_ok };
+                *counter += 1;
+                *counter - 1
+            })
+            .collect();
         Bitset {
-            words: vec![0; n.div_ceil(64).max(1)],
-            codes: (0..n as u64).map(splitmix).collect(),
+            words: vec![0; (next_info as usize).div_ceil(64).max(1)],
+            ok_words,
+            full: 0,
+            top: 0,
+            pos,
+            codes: (0..is_info.len() as u64).map(splitmix).collect(),
             hash: 0,
         }
     }
 
     /// Adds operation `i` (must be absent).
     pub fn set(&mut self, i: usize) {
-        self.words[i / 64] |= 1 << (i % 64);
+        let p = self.pos[i] as usize;
+        let k = p / 64;
+        self.words[k] |= 1 << (p % 64);
         self.hash ^= self.codes[i];
+        if k < self.ok_words {
+            self.top = self.top.max(k + 1);
+            while self.full < self.ok_words && self.words[self.full] == !0 {
+                self.full += 1;
+            }
+        }
     }
 
     /// Removes operation `i` (must be present).
     pub fn clear(&mut self, i: usize) {
-        self.words[i / 64] &= !(1 << (i % 64));
+        let p = self.pos[i] as usize;
+        let k = p / 64;
+        self.words[k] &= !(1 << (p % 64));
         self.hash ^= self.codes[i];
+        if k < self.ok_words {
+            self.full = self.full.min(k);
+            while self.top > 0 && self.words[self.top - 1] == 0 {
+                self.top -= 1;
+            }
+        }
     }
 
     /// Whether operation `i` is in the set.
+    #[cfg(test)]
     pub fn contains(&self, i: usize) -> bool {
-        self.words[i / 64] & (1 << (i % 64)) != 0
+        let p = self.pos[i] as usize;
+        self.words[p / 64] & (1 << (p % 64)) != 0
+    }
+
+    /// The canonical compact form (see the module docs), `flag` included, into `out`:
+    /// a header (offset of the first word of completed ops that is not all ones, window
+    /// length, flag), the window, then the indeterminate words.
+    fn encode(&self, flag: bool, out: &mut Vec<u64>) {
+        let ok = &self.words[..self.ok_words];
+        let (w0, w1) = (self.full, self.top.max(self.full));
+        debug_assert_eq!(w0, ok.iter().position(|w| *w != !0).unwrap_or(ok.len()));
+        out.clear();
+        out.push(((w0 as u64) << 32) | (((w1 - w0) as u64) << 1) | flag as u64);
+        out.extend_from_slice(&ok[w0..w1]);
+        out.extend_from_slice(&self.words[self.ok_words..]);
     }
 }
 
+/// Words per chunk of the entry arena (8 MiB): chunks never move, so the arena grows
+/// without a moment where an old and a new copy coexist.
+const CHUNK_WORDS: usize = 1 << 20;
+
 /// The configurations already entered.
 pub(crate) struct Memo<M> {
-    words_per_entry: usize,
-    words: Vec<u64>,
+    chunks: Vec<Vec<u64>>,
+    /// Entry → (chunk << 32 | offset) of its words; the length is in the header word.
+    at: Vec<u64>,
     states: Vec<M>,
     table: HashTable<(u64, u32)>,
-    bytes: usize,
+    heap_bytes: usize,
+    /// Words of indeterminate ops at the end of every entry.
+    info_words: usize,
+    scratch: Vec<u64>,
 }
 
 fn state_hash<M: Hash>(m: &M) -> u64 {
@@ -74,36 +151,62 @@ fn state_hash<M: Hash>(m: &M) -> u64 {
     splitmix(h.finish())
 }
 
+/// Mixed into the hash of a flagged configuration.
+const FLAG_CODE: u64 = 0x5851_F42D_4C95_7F2D;
+
 impl<M: SequentialModel> Memo<M> {
-    /// An empty memo for bitsets of `bits`' size.
+    /// An empty memo for sets shaped like `bits`.
     pub fn new(bits: &Bitset) -> Self {
         Memo {
-            words_per_entry: bits.words.len(),
-            words: Vec::new(),
+            info_words: bits.words.len() - bits.ok_words,
+            chunks: Vec::new(),
+            at: Vec::new(),
             states: Vec::new(),
             table: HashTable::new(),
-            bytes: 0,
+            heap_bytes: 0,
+            scratch: Vec::new(),
         }
     }
 
-    /// Records `(bits, state)`; false if it was already there.
-    pub fn insert(&mut self, bits: &Bitset, state: &M) -> bool {
-        let hash = bits.hash ^ state_hash(state);
-        let w = self.words_per_entry;
-        let (words, states) = (&self.words, &self.states);
+    fn entry(&self, i: usize) -> &[u64] {
+        let at = self.at[i];
+        let chunk = &self.chunks[(at >> 32) as usize];
+        let off = (at & 0xFFFF_FFFF) as usize;
+        let len = 1 + ((chunk[off] & 0xFFFF_FFFF) >> 1) as usize + self.info_words;
+        &chunk[off..off + len]
+    }
+
+    /// Records `(bits, state, flag)`; false if it was already there. The flag tells apart
+    /// configurations with the same set and state from which the search may do different
+    /// things (see `search.rs`: after an indeterminate op, only an op that observes it).
+    pub fn insert(&mut self, bits: &Bitset, state: &M, flag: bool) -> bool {
+        let hash = bits.hash ^ state_hash(state) ^ if flag { FLAG_CODE } else { 0 };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        bits.encode(flag, &mut scratch);
+        self.scratch = scratch;
         let found = self.table.find(hash, |&(h, i)| {
             let i = i as usize;
-            h == hash && words[i * w..(i + 1) * w] == bits.words[..] && states[i] == *state
+            h == hash && self.entry(i) == &self.scratch[..] && self.states[i] == *state
         });
         if found.is_some() {
             return false;
         }
+        let len = self.scratch.len();
+        if self
+            .chunks
+            .last()
+            .is_none_or(|c| c.len() + len > c.capacity())
+        {
+            self.chunks.push(Vec::with_capacity(CHUNK_WORDS.max(len)));
+        }
+        let chunk_no = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[chunk_no];
+        self.at.push(((chunk_no as u64) << 32) | chunk.len() as u64);
+        chunk.extend_from_slice(&self.scratch);
         let index = self.states.len() as u32;
-        self.words.extend_from_slice(&bits.words);
         self.states.push(state.clone());
         self.table.insert_unique(hash, (hash, index), |&(h, _)| h);
-        // words + state + a table slot (16 bytes, at hashbrown's 7/8 load) + control byte
-        self.bytes += w * 8 + std::mem::size_of::<M>() + state.heap_bytes() + 20;
+        self.heap_bytes += state.heap_bytes();
         true
     }
 
@@ -112,9 +215,14 @@ impl<M: SequentialModel> Memo<M> {
         self.states.len()
     }
 
-    /// Bytes used, as counted for the memory budget (arena growth slack not included).
+    /// Bytes allocated for the memo, plus the table's, index's and states' next doubling
+    /// (both buffers are live while one grows).
     pub fn bytes(&self) -> usize {
-        self.bytes
+        let chunks: usize = self.chunks.iter().map(|c| c.capacity() * 8).sum();
+        // hashbrown: 16-byte slots and one control byte per bucket, at most 7/8 full.
+        let table = self.table.capacity() * 17 * 8 / 7;
+        let index = self.at.capacity() * 8 + self.states.capacity() * std::mem::size_of::<M>();
+        chunks + 2 * (table + index) + self.heap_bytes
     }
 }
 
@@ -125,21 +233,59 @@ mod tests {
 
     #[test]
     fn same_set_reached_in_another_order_is_a_hit() {
-        let mut a = Bitset::new(130);
+        let mut a = Bitset::new(&[false; 130]);
         let mut memo: Memo<Cell> = Memo::new(&a);
         a.set(3);
         a.set(129);
-        assert!(memo.insert(&a, &Cell(1)));
-        let mut b = Bitset::new(130);
+        assert!(memo.insert(&a, &Cell(1), false));
+        let mut b = Bitset::new(&[false; 130]);
         b.set(129);
         b.set(7);
         b.clear(7);
         b.set(3);
-        assert!(!memo.insert(&b, &Cell(1)), "same set, same state");
-        assert!(memo.insert(&b, &Cell(2)), "same set, other state");
+        assert!(!memo.insert(&b, &Cell(1), false), "same set, same state");
+        assert!(memo.insert(&b, &Cell(2), false), "same set, other state");
         b.clear(3);
-        assert!(memo.insert(&b, &Cell(1)), "other set");
+        assert!(memo.insert(&b, &Cell(1), false), "other set");
         assert_eq!(memo.len(), 3);
         assert!(b.contains(129) && !b.contains(3));
+    }
+
+    #[test]
+    fn windows_of_long_prefixes_and_flags_tell_configurations_apart() {
+        // 300 completed ops, then 3 indeterminate ones at op indices 300..303.
+        let mut kinds = vec![false; 300];
+        kinds.extend([true; 3]);
+        let mut a = Bitset::new(&kinds);
+        let mut memo: Memo<Cell> = Memo::new(&a);
+        for i in 0..200 {
+            a.set(i);
+        }
+        a.set(250);
+        a.set(301);
+        assert!(memo.insert(&a, &Cell(0), false));
+        assert!(
+            memo.insert(&a, &Cell(0), true),
+            "the flag is part of the key"
+        );
+        assert!(!memo.insert(&a, &Cell(0), true));
+        let mut b = a.clone();
+        b.clear(301);
+        b.set(302);
+        assert!(memo.insert(&b, &Cell(0), false), "another indeterminate op");
+        b.clear(250);
+        b.set(249);
+        assert!(memo.insert(&b, &Cell(0), false), "another op in the window");
+        b.clear(249);
+        b.set(250);
+        assert!(!memo.insert(&b, &Cell(0), false), "back to a recorded set");
+        let mut full = Bitset::new(&kinds);
+        for i in 0..300 {
+            full.set(i);
+        }
+        assert!(memo.insert(&full, &Cell(0), false), "every completed op");
+        assert!(!memo.insert(&full, &Cell(0), false));
+        assert_eq!(memo.len(), 5);
+        assert!(memo.bytes() >= 5 * 8, "counted as allocated");
     }
 }

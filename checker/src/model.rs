@@ -37,6 +37,13 @@ pub trait SequentialModel:
     /// `search.rs` for why that is sound.
     fn is_read_only(op: &Self::Op) -> bool;
 
+    /// True if `op`'s effect and answer do not depend on the state (a plain write): the
+    /// search never places one right after an indeterminate op, which it would overwrite
+    /// unseen (see `search.rs`). Default: false (no pruning).
+    fn is_blind(_op: &Self::Op) -> bool {
+        false
+    }
+
     /// True if `op` can only extend the state (an append): see [`SequentialModel::may_grow_into`].
     fn grows_only(_op: &Self::Op) -> bool {
         false
@@ -114,6 +121,10 @@ impl SequentialSpec for Cell {
 impl SequentialModel for Cell {
     fn is_read_only(op: &CellOp) -> bool {
         matches!(op, CellOp::Read)
+    }
+
+    fn is_blind(op: &CellOp) -> bool {
+        matches!(op, CellOp::Write(_))
     }
 
     fn to_json(&self, values: &[Value]) -> Value {
@@ -271,6 +282,10 @@ impl SequentialSpec for Text {
 impl SequentialModel for Text {
     fn is_read_only(op: &TextOp) -> bool {
         matches!(op, TextOp::Read)
+    }
+
+    fn is_blind(op: &TextOp) -> bool {
+        matches!(op, TextOp::Write(_))
     }
 
     fn grows_only(op: &TextOp) -> bool {

@@ -201,7 +201,7 @@ fn check_encoded<M: SequentialModel>(
     opts: &Options,
     budget: &Budget,
 ) -> KeyReport {
-    let searched = search(kh, budget);
+    let searched = search(kh, budget, opts.reductions);
     let (verdict, unknown_reason) = match searched.outcome {
         Outcome::Linearizable => (Verdict::Linearizable, None),
         Outcome::NotLinearizable => (Verdict::NotLinearizable, None),

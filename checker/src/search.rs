@@ -23,15 +23,36 @@
 //! reads of one value give 2^k orders to memoize; with it, none. It also means a read that
 //! is a candidate but not forced is illegal at this level, so the scan skips reads.
 //!
-//! **Indeterminate operations come last, and one of each kind.** Their call entries live in a
-//! second list, scanned after the completed candidates: an indeterminate op is a candidate
-//! when it was invoked before the first pending return. Trying completed operations first
+//! **Indeterminate operations come last, and one of each kind.** They live apart, grouped by
+//! encoded operation ([`InfoGroups`]), scanned after the completed candidates: an
+//! indeterminate op is a candidate when it was invoked before the first pending return. Trying completed operations first
 //! finds a linearization of a valid history sooner (an `info` write invoked early is
 //! otherwise tried at every level). And two pending indeterminate operations with the same
 //! encoded operation (say two timed-out `write 3`) are interchangeable once both are
 //! invoked: neither has a completion to respect, so swapping them in any linearization
 //! gives another. The search only tries the earliest unlinearized one of each such group,
 //! which keeps the linearized members of a group a prefix of it.
+//!
+//! **Indeterminate ops only where they are observed** (on unless `Options::reductions` is
+//! off). After an indeterminate op the next op placed must not be blind
+//! ([`SequentialModel::is_blind`]: a plain write), and an indeterminate op that leaves the
+//! state unchanged is never placed. Sound: take any linearization and repeatedly delete an
+//! indeterminate op that changes nothing, that is last, or that a blind op follows (the
+//! blind op leaves the same state and answer whether or not it ran). Deleting an
+//! indeterminate op is allowed ("or never") and keeps every other op's state, so what
+//! remains is a linearization in which every indeterminate op changes the state and is
+//! followed by an op that depends on it (a read of its value, a cas expecting it, an
+//! append to it), possibly through a chain of indeterminate cas ops ending in such an op.
+//! The search looks only for such linearizations. Since whether the last op was
+//! indeterminate changes what may follow, it is part of the memo key. The README proves it
+//! at length, with the other prunings it combines with.
+//!
+//! **Of identical completed candidates, the one returning first** (also behind
+//! `Options::reductions`). Two candidates with the same operation and the same answer, say
+//! two `write 3` that both returned ok, X returning after Y: if placing X now leads to a
+//! linearization, swapping the two in it places Y now and X where Y was, which is before
+//! Y's return, so before X's; both were invoked already. So only Y is tried. On a hot key
+//! with values from a small range, most concurrent writes have a twin.
 //!
 //! **The urgent op first.** At each level the op owning the first pending return entry is
 //! tried before the other candidates: it has to be linearized before that return anyway,
@@ -181,8 +202,8 @@ impl Entries {
     }
 }
 
-/// The indeterminate operations, in invocation order, as a linked list (index 0 is the
-/// head), with for each the previous member of its group of identical operations.
+/// A subset of the operations, in invocation order, as a linked list (index 0 is the
+/// head) that ops leave when linearized and rejoin on backtracking.
 struct InfoList {
     next: Vec<u32>,
     prev: Vec<u32>,
@@ -190,8 +211,6 @@ struct InfoList {
     op: Vec<u32>,
     /// Op index → list node.
     node_of: Vec<u32>,
-    /// Op index → the previous indeterminate op with the same encoded operation, or NIL.
-    prev_same: Vec<u32>,
 }
 
 impl InfoList {
@@ -205,15 +224,10 @@ impl InfoList {
             prev: (0..m as u32).map(|i| i.wrapping_sub(1)).collect(),
             op: std::iter::once(NIL).chain(ops.iter().copied()).collect(),
             node_of: vec![NIL; h.ops.len()],
-            prev_same: vec![NIL; h.ops.len()],
         };
         l.next[m - 1] = NIL;
-        let mut last: rustc_hash::FxHashMap<&M::Op, u32> = Default::default();
         for (k, &op) in ops.iter().enumerate() {
             l.node_of[op as usize] = k as u32 + 1;
-            if let Some(p) = last.insert(&h.ops[op as usize].op, op) {
-                l.prev_same[op as usize] = p;
-            }
         }
         l
     }
@@ -243,6 +257,54 @@ impl InfoList {
     }
 }
 
+/// The indeterminate operations grouped by encoded operation (say every timed-out
+/// `write 3`), each group in invocation order with the number of its members linearized.
+/// Members of a group are interchangeable once invoked (no completion to respect), so only
+/// the earliest unlinearized one is ever tried: the linearized members of a group are a
+/// prefix of it, and a level scans groups, not ops. On a hot register key with values
+/// from a small range that is a few dozen groups instead of thousands of pending ops.
+struct InfoGroups {
+    /// Group → its ops, in invocation order.
+    members: Vec<Vec<u32>>,
+    /// Group → how many of its members are linearized.
+    used: Vec<u32>,
+    /// Op index → its group (NIL for a completed op).
+    group_of: Vec<u32>,
+}
+
+impl InfoGroups {
+    fn new<M: SequentialModel>(h: &KeyHistory<M>) -> Self {
+        let mut index: rustc_hash::FxHashMap<&M::Op, u32> = Default::default();
+        let mut g = InfoGroups {
+            members: Vec::new(),
+            used: Vec::new(),
+            group_of: vec![NIL; h.ops.len()],
+        };
+        for (i, o) in h.ops.iter().enumerate() {
+            if o.ret.is_some() {
+                continue;
+            }
+            let next = g.members.len() as u32;
+            let k = *index.entry(&o.op).or_insert(next);
+            if k == next {
+                g.members.push(Vec::new());
+                g.used.push(0);
+            }
+            g.members[k as usize].push(i as u32);
+            g.group_of[i] = k;
+        }
+        g
+    }
+
+    /// The group's earliest unlinearized op, or NIL.
+    fn head(&self, group: usize) -> u32 {
+        self.members[group]
+            .get(self.used[group] as usize)
+            .copied()
+            .unwrap_or(NIL)
+    }
+}
+
 /// Where the scan of a level is: in the completed ops' entries, or in the indeterminate
 /// ops invoked before `limit` (the position of the level's first pending return).
 #[derive(Debug, Clone, Copy)]
@@ -251,7 +313,7 @@ enum Cursor {
     Urgent,
     Main(u32),
     Info {
-        node: u32,
+        group: usize,
         limit: usize,
     },
 }
@@ -277,7 +339,7 @@ struct Frame<M> {
 struct Search<'h, M: SequentialModel> {
     h: &'h KeyHistory<M>,
     entries: Entries,
-    info: InfoList,
+    info: InfoGroups,
     /// Pending operations that may reset the state (neither reads nor appends), in
     /// invocation order: while the first of them was invoked after a pending read returned,
     /// only appends can come before that read (see `forced_read`).
@@ -290,23 +352,31 @@ struct Search<'h, M: SequentialModel> {
     ok_left: usize,
     best_depth: usize,
     best_pending: bool,
-    deepest: Vec<Vec<u32>>,
+    /// The first deepest path recorded; the stack's first `common` ops equal its first
+    /// `common` ops, so recording the path again copies only what was pushed since.
+    best_path: Vec<u32>,
+    common: usize,
+    /// Other deepest paths (up to `MAX_PATHS - 1`): `best_path[..c]` then a suffix.
+    others: Vec<(usize, Vec<u32>)>,
     deepest_states: Vec<M>,
     flushed_bytes: usize,
     /// The op owning the current level's first pending return entry: it must be linearized
     /// before that return, so it is tried first (then the other candidates in invocation
     /// order, skipping it).
     urgent: u32,
+    /// Whether the indeterminate-op reduction is on (see the module docs).
+    reduce: bool,
 }
 
 impl<'h, M: SequentialModel> Search<'h, M> {
-    fn new(h: &'h KeyHistory<M>) -> Self {
-        let bits = Bitset::new(h.ops.len());
+    fn new(h: &'h KeyHistory<M>, reduce: bool) -> Self {
+        let is_info: Vec<bool> = h.ops.iter().map(|o| o.ret.is_none()).collect();
+        let bits = Bitset::new(&is_info);
         let ok_total = h.ops.iter().filter(|o| o.ret.is_some()).count();
         Search {
             h,
             entries: Entries::new(h),
-            info: InfoList::new(h, |o| o.ret.is_none()),
+            info: InfoGroups::new(h),
             resetters: InfoList::new(h, |o| !M::is_read_only(&o.op) && !M::grows_only(&o.op)),
             memo: Memo::new(&bits),
             bits,
@@ -316,10 +386,13 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             ok_left: ok_total,
             best_depth: 0,
             best_pending: true,
-            deepest: Vec::new(),
+            best_path: Vec::new(),
+            common: 0,
+            others: Vec::new(),
             deepest_states: Vec::new(),
             flushed_bytes: 0,
             urgent: NIL,
+            reduce,
         }
     }
 
@@ -381,7 +454,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     /// Enters the configuration after `op` if it is new; false if the memo had it.
     fn push(&mut self, op: u32, next: M, forced: bool, limit: usize) -> bool {
         self.bits.set(op as usize);
-        if !self.memo.insert(&self.bits, &next) {
+        let after_info = self.reduce && self.h.ops[op as usize].ret.is_none();
+        if !self.memo.insert(&self.bits, &next, after_info) {
             self.bits.clear(op as usize);
             return false;
         }
@@ -400,28 +474,54 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             if depth > self.best_depth {
                 self.best_depth = depth;
                 self.best_pending = true;
-                self.deepest.clear();
+                self.others.clear();
                 self.deepest_states.clear();
             }
         } else {
-            self.info.lift(op);
+            self.info.used[self.info.group_of[op as usize] as usize] += 1;
         }
         self.resetters.lift(op);
         true
     }
 
     /// Snapshots the current path if it is one of the deepest and not yet recorded.
+    ///
+    /// Copying the whole stack at every new depth would be quadratic on a long key (the
+    /// search backtracks a little after most new depths): only the part of the stack
+    /// pushed since it last shared a prefix with the recorded path is copied.
     fn record(&mut self) {
         let depth = self.ok_total - self.ok_left;
-        if depth != self.best_depth || self.deepest.len() >= MAX_PATHS {
+        if depth != self.best_depth || self.deepest_states.len() >= MAX_PATHS {
             return;
         }
         if !self.best_pending && self.deepest_states.contains(&self.state) {
             return;
         }
+        let fresh = self.stack[self.common..].iter().map(|f| f.op);
+        if self.deepest_states.is_empty() {
+            self.best_path.truncate(self.common);
+            self.best_path.extend(fresh);
+            self.common = self.stack.len();
+        } else {
+            self.others.push((self.common, fresh.collect()));
+        }
         self.best_pending = false;
-        self.deepest.push(self.stack.iter().map(|f| f.op).collect());
         self.deepest_states.push(self.state.clone());
+    }
+
+    /// The recorded deepest paths.
+    fn deepest(&self) -> Vec<Vec<u32>> {
+        if self.deepest_states.is_empty() {
+            return Vec::new();
+        }
+        let others = self.others.iter().map(|(c, tail)| {
+            let mut path = self.best_path[..*c].to_vec();
+            path.extend_from_slice(tail);
+            path
+        });
+        std::iter::once(self.best_path.clone())
+            .chain(others)
+            .collect()
     }
 
     /// Backtracks to the last choice point; returns where to resume the scan, or `None`
@@ -429,6 +529,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     fn backtrack(&mut self) -> Option<Cursor> {
         self.record();
         while let Some(f) = self.stack.pop() {
+            self.common = self.common.min(self.stack.len());
             self.state = f.state;
             self.bits.clear(f.op as usize);
             self.resetters.unlift(f.op);
@@ -437,7 +538,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 self.entries.unlift(f.op);
                 self.ok_left += 1;
             } else {
-                self.info.unlift(f.op);
+                self.info.used[self.info.group_of[f.op as usize] as usize] -= 1;
             }
             self.urgent = f.level_urgent;
             if !f.forced {
@@ -447,9 +548,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                     let call = self.entries.call_of[f.op as usize];
                     Cursor::Main(self.entries.next[call as usize])
                 } else {
-                    let node = self.info.node_of[f.op as usize];
                     Cursor::Info {
-                        node: self.info.next[node as usize],
+                        group: self.info.group_of[f.op as usize] as usize + 1,
                         limit: f.limit,
                     }
                 });
@@ -477,9 +577,41 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         }
     }
 
+    /// Whether the last op placed is indeterminate, so that the next one must observe the
+    /// state (the reduction: see the module docs).
+    fn after_info(&self) -> bool {
+        self.reduce
+            && self
+                .stack
+                .last()
+                .is_some_and(|f| self.h.ops[f.op as usize].ret.is_none())
+    }
+
+    /// Whether another candidate does what `op` does (same operation, same answer) and
+    /// returns earlier: placing that one now instead of `op` loses nothing (see the
+    /// module docs), so `op` is not tried at this level.
+    fn dominated(&self, op: u32) -> bool {
+        let o = &self.h.ops[op as usize];
+        let mut e = self.entries.next[HEAD as usize];
+        while e != NIL && self.entries.is_call[e as usize] {
+            let y = &self.h.ops[self.entries.op[e as usize] as usize];
+            if y.ret_at < o.ret_at && y.op == o.op && y.ret == o.ret {
+                return true;
+            }
+            e = self.entries.next[e as usize];
+        }
+        false
+    }
+
     /// Tries `op` from the current state; true if the search moved to a new level.
     fn try_op(&mut self, op: u32, limit: usize) -> bool {
+        let o = &self.h.ops[op as usize];
+        if self.after_info() && M::is_blind(&o.op) {
+            return false;
+        }
         match self.step(op) {
+            // An indeterminate op that changes nothing is never needed.
+            Some(next) if self.reduce && o.ret.is_none() && next == self.state => false,
             Some(next) => self.push(op, next, false, limit),
             None => false,
         }
@@ -500,7 +632,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 let op = self.entries.op[e as usize];
                 // Reads were offered by `forced_read` at this level: any left are illegal.
                 let read = M::is_read_only(&self.h.ops[op as usize].op);
-                if !read && op != self.urgent && self.try_op(op, 0) {
+                let dominated = self.reduce && self.dominated(op);
+                if !read && op != self.urgent && !dominated && self.try_op(op, 0) {
                     return Ok(Cursor::Urgent);
                 }
                 Ok(Cursor::Main(self.entries.next[e as usize]))
@@ -511,26 +644,19 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 } else {
                     self.h.ops[self.entries.op[e as usize] as usize].ret_at
                 };
-                Ok(Cursor::Info {
-                    node: self.info.next[HEAD as usize],
-                    limit,
-                })
+                Ok(Cursor::Info { group: 0, limit })
             }
-            Cursor::Info { node, limit } => {
-                if node == NIL {
+            Cursor::Info { group, limit } => {
+                if group >= self.info.members.len() {
                     return Err(());
                 }
-                let op = self.info.op[node as usize];
-                if self.h.ops[op as usize].call > limit {
-                    return Err(());
-                }
-                let twin = self.info.prev_same[op as usize];
-                let skip = twin != NIL && !self.bits.contains(twin as usize);
-                if !skip && self.try_op(op, limit) {
+                let op = self.info.head(group);
+                let invoked = op != NIL && self.h.ops[op as usize].call <= limit;
+                if invoked && self.try_op(op, limit) {
                     return Ok(Cursor::Urgent);
                 }
                 Ok(Cursor::Info {
-                    node: self.info.next[node as usize],
+                    group: group + 1,
                     limit,
                 })
             }
@@ -599,8 +725,12 @@ impl<'h, M: SequentialModel> Search<'h, M> {
 }
 
 /// Checks one key.
-pub(crate) fn search<M: SequentialModel>(h: &KeyHistory<M>, budget: &Budget) -> Searched {
-    let mut s = Search::new(h);
+pub(crate) fn search<M: SequentialModel>(
+    h: &KeyHistory<M>,
+    budget: &Budget,
+    reduce: bool,
+) -> Searched {
+    let mut s = Search::new(h, reduce);
     let outcome = s.run(budget);
     budget
         .mem_used
@@ -609,6 +739,6 @@ pub(crate) fn search<M: SequentialModel>(h: &KeyHistory<M>, budget: &Budget) -> 
         outcome,
         explored: s.memo.len() as u64,
         memo_bytes: s.memo.bytes(),
-        deepest: std::mem::take(&mut s.deepest),
+        deepest: s.deepest(),
     }
 }

@@ -56,6 +56,7 @@ fn small_config(seed: u64, rng: &mut StdRng) -> (GenConfig, ModelKind) {
         values: 3,
         initial,
         seed,
+        key_skew: 0.0,
     };
     (cfg, model)
 }
@@ -155,6 +156,7 @@ fn generated_histories_are_linearizable_at_sizes_the_oracle_cannot_reach() {
             values: 4,
             initial: Value::Null,
             seed,
+            key_skew: 0.0,
         };
         let report = check(
             &generate::history(&cfg),
@@ -177,6 +179,7 @@ fn planted_violations_are_reported_not_linearizable() {
             values: 0,
             initial: Value::Null,
             seed,
+            key_skew: 0.0,
         };
         let events = generate::events(&cfg);
         let Some((planted, what)) = generate::plant_violation(&events, seed) else {
@@ -225,6 +228,7 @@ fn agrees_with_stateright_on_append_only_histories() {
                 Value::Null
             },
             seed,
+            key_skew: 0.0,
         };
         let (v, i) = agree_with_mutation(&cfg, ModelKind::Kv, &mut rng);
         valid += v;
@@ -251,6 +255,7 @@ fn long_append_keys_are_decided_without_the_search() {
             values: 0,
             initial: Value::Null,
             seed,
+            key_skew: 0.0,
         };
         let h = generate::history(&cfg);
         let mut opts = options(ModelKind::Kv, Value::Null);
@@ -261,4 +266,98 @@ fn long_append_keys_are_decided_without_the_search() {
         let m = mutate(&h, &mut rng).expect("the history has reads");
         assert_ne!(check(&m, &opts).verdict, Verdict::Linearizable);
     }
+}
+
+/// Issue 12: histories where a third or more of the operations are indeterminate, which is
+/// where the reduction (an indeterminate op is placed only right before an op that
+/// observes it) prunes the most. The checker with the reduction, the checker without it
+/// and stateright agree on every one, valid and mutated.
+#[test]
+fn high_info_rates_never_change_a_verdict() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let (mut valid, mut invalid) = (0, 0);
+    for seed in 0..400u64 {
+        let (mut cfg, model) = small_config(seed, &mut rng);
+        // The oracle tries every subset of the indeterminate ops: keep them few.
+        cfg.ops = cfg.ops.min(10);
+        cfg.info_rate = [0.3, 0.5][rng.gen_range(0..2)];
+        let h = generate::history(&cfg);
+        let mutated = mutate(&h, &mut rng);
+        for (h, what) in [(Some(h), "generated"), (mutated, "mutated")] {
+            let Some(h) = h else { continue };
+            let what = format!("{what} {cfg:?}");
+            let plain = Options {
+                reductions: false,
+                ..options(model, cfg.initial.clone())
+            };
+            let without = check(&h, &plain).verdict;
+            let ok = agree(&h, model, &cfg.initial, &what);
+            assert_eq!(without == Verdict::Linearizable, ok, "plain search: {what}");
+            if ok {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+    }
+    assert!(
+        invalid > 100,
+        "only {invalid} of {} not linearizable",
+        valid + invalid
+    );
+}
+
+/// Beyond the oracle's reach: 40 to 120 operations, up to half indeterminate, against the
+/// plain search (reduction off), which is complete on these sizes within its budget.
+#[test]
+fn high_info_rates_agree_with_the_plain_search_on_larger_histories() {
+    let mut rng = StdRng::seed_from_u64(1212);
+    let (mut compared, mut invalid) = (0, 0);
+    for seed in 0..300u64 {
+        let model = [ModelKind::CasRegister, ModelKind::Kv][rng.gen_range(0..2)];
+        let cfg = GenConfig {
+            processes: rng.gen_range(2..=6),
+            keys: 1,
+            ops: rng.gen_range(40..=120),
+            info_rate: [0.2, 0.35, 0.5][rng.gen_range(0..3)],
+            mix: if model == ModelKind::Kv {
+                [3, 2, 1, 2]
+            } else {
+                [3, 2, 2, 0]
+            },
+            values: 3,
+            initial: Value::Null,
+            seed,
+            key_skew: 0.0,
+        };
+        let h = generate::history(&cfg);
+        let mutated = mutate(&h, &mut rng);
+        for h in [Some(h), mutated].into_iter().flatten() {
+            let opts = Options {
+                time_limit: Some(std::time::Duration::from_secs(5)),
+                ..options(model, Value::Null)
+            };
+            let with = check(&h, &opts).verdict;
+            let plain = Options {
+                reductions: false,
+                ..opts
+            };
+            let without = check(&h, &plain).verdict;
+            if without == Verdict::Unknown {
+                continue;
+            }
+            assert_eq!(
+                with,
+                without,
+                "{cfg:?}: events {}",
+                serde_json::to_string(&h.events).unwrap()
+            );
+            compared += 1;
+            invalid += (with == Verdict::NotLinearizable) as usize;
+        }
+    }
+    assert!(
+        compared > 400 && invalid > 50,
+        "{compared} compared, {invalid} not linearizable"
+    );
 }

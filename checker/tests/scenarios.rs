@@ -160,6 +160,7 @@ fn busy_history() -> History {
         values: 3,
         initial: Value::Null,
         seed: 3,
+        key_skew: 0.0,
     })
 }
 
