@@ -300,3 +300,43 @@ fn correct_core_survives_the_membership_workload() {
     assert!(o.violations.is_empty(), "false alarm");
     assert!(o.committed);
 }
+
+/// The default hunt (`checker model-check --bug forget-vote`, no other flag): some leg finds
+/// the violation, and its printed command rebuilds that leg.
+#[test]
+fn portfolio_finds_forget_vote_without_flags() {
+    use checker::model_check::portfolio;
+    let hunt = portfolio::hunt(
+        Bugs::only(Bug::ForgetVote),
+        Duration::from_secs(120),
+        7,
+        &|leg, o, at| {
+            println!(
+                "[{:.1} s] {}: {} states",
+                at.as_secs_f64(),
+                leg.name,
+                o.states
+            )
+        },
+    );
+    let (leg, outcome) = hunt.found.expect("the portfolio finds forget-vote");
+    println!("{}: {}", leg.name, leg.command());
+    assert!(!outcome.violations.is_empty());
+    assert!(leg.command().contains("--bug forget-vote"));
+}
+
+/// The correct core under the portfolio for a short budget: nothing found, something
+/// committed, and the budget kept (a leg is cut at the deadline).
+#[test]
+fn portfolio_on_the_correct_core_finds_nothing() {
+    use checker::model_check::portfolio;
+    let hunt = portfolio::hunt(Bugs::none(), Duration::from_secs(15), 3, &|_, _, _| {});
+    assert!(
+        hunt.found.is_none(),
+        "false alarm: {:?}",
+        hunt.found.map(|f| f.0)
+    );
+    assert!(hunt.committed);
+    assert!(hunt.legs >= 2);
+    assert!(hunt.elapsed < Duration::from_secs(25), "{:?}", hunt.elapsed);
+}

@@ -1,17 +1,21 @@
 //! `checker model-check`: the command line of the model check (flags, report, exit code).
 
+use super::portfolio::{self, Leg};
 use super::{check, explore, Bounds, Outcome, Search};
 use raft::Bugs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Arguments of `checker model-check`.
+///
+/// With no flag but `--bug`, `--seed` and `--timeout`, the command runs the portfolio (see
+/// `portfolio.rs`); any flag that picks a search or a bound runs that one search instead.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Raft nodes.
-    #[arg(long, default_value_t = 3)]
-    pub nodes: usize,
-    /// Breadth-first search (the default): complete within the depth bound.
+    /// Raft nodes [default: 3].
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// Breadth-first search: complete within the depth bound.
     #[arg(long, group = "search")]
     pub bfs: bool,
     /// Depth-first search: little memory, not complete under a depth bound.
@@ -20,27 +24,27 @@ pub struct Args {
     /// Seeded random walks (use --seed, --timeout and --depth).
     #[arg(long, group = "search")]
     pub simulation: bool,
-    /// Seed of the simulation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Check every state within this many steps (0: no bound).
-    #[arg(long, default_value_t = 8)]
-    pub depth: usize,
-    /// Highest term explored.
-    #[arg(long, default_value_t = 2)]
-    pub max_term: u64,
-    /// Longest log explored.
-    #[arg(long, default_value_t = 2)]
-    pub max_log: u64,
-    /// Node restarts in total.
-    #[arg(long, default_value_t = 1)]
-    pub max_crashes: u32,
-    /// Client operations in total (write, read, cas, read, … per client).
-    #[arg(long, default_value_t = 1)]
-    pub client_ops: usize,
-    /// Clients.
-    #[arg(long, default_value_t = 1)]
-    pub clients: usize,
+    /// Seed of the simulation, or of the portfolio's walks [default: drawn and printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Check every state within this many steps (0: no bound) [default: 8].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Highest term explored [default: 2].
+    #[arg(long)]
+    pub max_term: Option<u64>,
+    /// Longest log explored [default: 2].
+    #[arg(long)]
+    pub max_log: Option<u64>,
+    /// Node restarts in total [default: 1].
+    #[arg(long)]
+    pub max_crashes: Option<u32>,
+    /// Client operations in total (write, read, cas, read, … per client) [default: 1].
+    #[arg(long)]
+    pub client_ops: Option<usize>,
+    /// Clients [default: 1].
+    #[arg(long)]
+    pub clients: Option<usize>,
     /// The network may lose messages.
     #[arg(long)]
     pub lossy: bool,
@@ -53,12 +57,11 @@ pub struct Args {
     /// Run a pre-vote round before elections.
     #[arg(long)]
     pub pre_vote: bool,
-    /// Leave the core's clock fields (elapsed ticks, timeout draws) out of the state's
-    /// identity: fewer states, slower per state.
+    /// Leave the core's clock (elapsed ticks, timeout draws) out of the state's identity.
     #[arg(long)]
     pub abstract_clock: bool,
     /// The membership workload: leaders may propose removing a voter at any time (needed
-    /// for `--bug unsafe-membership` to show).
+    /// for `--bug unsafe-membership` to show in a single search).
     #[arg(long)]
     pub membership: bool,
     /// Bug switches of the core, comma-separated (commit-old-term, forget-vote, …).
@@ -67,7 +70,8 @@ pub struct Args {
     /// Serve stateright's web explorer on this loopback address instead of checking.
     #[arg(long, value_name = "ADDR")]
     pub explore: Option<SocketAddr>,
-    /// Stop after this many seconds (the explorer too).
+    /// Stop after this many seconds (the explorer too) [default: 60 for the portfolio,
+    /// none for a single search].
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 }
@@ -75,14 +79,19 @@ pub struct Args {
 impl Args {
     /// The bounds these flags describe.
     pub fn bounds(&self) -> Bounds {
+        let d = Bounds::default();
         Bounds {
-            nodes: self.nodes,
-            max_term: self.max_term,
-            max_log: self.max_log,
-            max_crashes: self.max_crashes,
-            client_ops: self.client_ops,
-            clients: self.clients,
-            depth: (self.depth > 0).then_some(self.depth),
+            nodes: self.nodes.unwrap_or(d.nodes),
+            max_term: self.max_term.unwrap_or(d.max_term),
+            max_log: self.max_log.unwrap_or(d.max_log),
+            max_crashes: self.max_crashes.unwrap_or(d.max_crashes),
+            client_ops: self.client_ops.unwrap_or(d.client_ops),
+            clients: self.clients.unwrap_or(d.clients),
+            depth: match self.depth {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => d.depth,
+            },
             lossy: self.lossy,
             duplicating: self.duplicating,
             heartbeat: !self.no_heartbeat,
@@ -93,11 +102,49 @@ impl Args {
         }
     }
 
+    /// Whether the flags pick nothing but bugs, a seed and a time: then the portfolio runs.
+    pub fn is_portfolio(&self) -> bool {
+        let Args {
+            nodes,
+            bfs,
+            dfs,
+            simulation,
+            seed: _,
+            depth,
+            max_term,
+            max_log,
+            max_crashes,
+            client_ops,
+            clients,
+            lossy,
+            duplicating,
+            no_heartbeat,
+            pre_vote,
+            abstract_clock,
+            membership,
+            bug: _,
+            explore,
+            timeout: _,
+        } = self;
+        let numbers = [nodes.is_some(), depth.is_some(), max_term.is_some()];
+        let more = [
+            max_log.is_some(),
+            max_crashes.is_some(),
+            client_ops.is_some(),
+        ];
+        let switches = [*bfs, *dfs, *simulation, *lossy, *duplicating, *no_heartbeat];
+        let others = [*pre_vote, *abstract_clock, *membership, explore.is_some()];
+        !(numbers.iter().chain(&more).chain(&switches).chain(&others)).any(|x| *x)
+            && clients.is_none()
+    }
+
     fn search(&self) -> Search {
         if self.dfs {
             Search::Dfs
         } else if self.simulation {
-            Search::Simulation { seed: self.seed }
+            Search::Simulation {
+                seed: self.seed.unwrap_or(0),
+            }
         } else {
             Search::Bfs
         }
@@ -156,6 +203,9 @@ pub fn run(args: &Args) -> u8 {
     if let Some(addr) = args.explore {
         return serve(&bounds, addr, timeout);
     }
+    if args.is_portfolio() {
+        return run_portfolio(args, timeout.unwrap_or(Duration::from_secs(60)));
+    }
     println!(
         "model-check: {} nodes, max term {}, max log {}, {} restart(s), {} client op(s), depth {}, {}, bugs: {}{}",
         bounds.nodes,
@@ -189,6 +239,65 @@ pub fn run(args: &Args) -> u8 {
         Err(e) => {
             eprintln!("model-check: {e}");
             2
+        }
+    }
+}
+
+/// The portfolio: legs printed as they end, then the verdict and the replay command.
+fn run_portfolio(args: &Args, budget: Duration) -> u8 {
+    let seed = args.seed.unwrap_or_else(|| {
+        // Any varying number will do: it is printed, and --seed replays the same legs.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(1, |d| d.as_nanos() as u64) % 1_000_000
+    });
+    let bugs = if args.bug.is_empty() {
+        "none".to_string()
+    } else {
+        args.bug.to_string()
+    };
+    println!(
+        "model-check: portfolio (bfs, dfs and walks on two workers), bugs: {bugs}, budget {:.0} s, seed {seed}",
+        budget.as_secs_f64()
+    );
+    let report = |leg: &Leg, o: &Outcome, at: Duration| {
+        let verdict = match o.violations.first() {
+            Some(v) => format!("VIOLATION of {}", v.property),
+            None => "nothing".to_string(),
+        };
+        println!(
+            "[{:5.1} s] {} ({}): {} states in {:.1} s, {verdict}",
+            at.as_secs_f64(),
+            leg.name,
+            match leg.search {
+                Search::Bfs => "bfs".to_string(),
+                Search::Dfs => "dfs".to_string(),
+                Search::Simulation { seed } => format!("seed {seed}"),
+            },
+            o.states,
+            o.elapsed.as_secs_f64()
+        );
+    };
+    let hunt = portfolio::hunt(args.bug, budget, seed, &report);
+    println!(
+        "portfolio: {} legs, {} states, {:.1} s",
+        hunt.legs,
+        hunt.states,
+        hunt.elapsed.as_secs_f64()
+    );
+    match hunt.found {
+        Some((leg, outcome)) => {
+            println!("found by: {}", leg.name);
+            print(&outcome);
+            println!("replay: {}", leg.command());
+            1
+        }
+        None if hunt.committed => {
+            println!("no violation; some state commits a value");
+            0
+        }
+        None => {
+            println!("no state commits a value: the check was vacuous");
+            1
         }
     }
 }

@@ -15,10 +15,11 @@
 // The files form layers, each using only those above it in this list: `register` (the
 // clients' object), `state` (states and messages), `actor` (the drivers of the core),
 // `properties` (the model and what must hold), `trace` and `chooser` (reading and walking
-// paths), `cli`.
+// paths), `portfolio` (the default hunt), `cli`.
 mod actor;
 mod chooser;
 pub mod cli;
+pub mod portfolio;
 pub mod properties;
 pub mod register;
 pub mod state;
