@@ -44,6 +44,33 @@ pub struct BenchArgs {
     /// Timeout of every request, milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub request_timeout_ms: u64,
+    /// Where the clients connect: spread over every node, or all on the leader.
+    #[arg(long, value_enum, default_value = "all")]
+    pub clients_at: ClientsAt,
+}
+
+/// Placement of the benchmark's clients.
+///
+/// Both systems forward a write sent to a follower to their leader, one more hop each way, so
+/// `all` measures what clients that know no leader see, and `leader` each system at its best.
+/// A comparison between systems is fair only at the same placement.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientsAt {
+    /// Client `i` on node `i mod N` (the leader gets its share; the rest are forwarded).
+    All,
+    /// Every client on the node that was leader when the measurement began.
+    Leader,
+}
+
+impl ClientsAt {
+    /// The node client `i` connects to, given the nodes and the leader's id.
+    fn node_of(self, i: usize, nodes: &[crate::net::NodeNet], leader: usize) -> usize {
+        match self {
+            ClientsAt::All => nodes[i % nodes.len()].id,
+            ClientsAt::Leader => leader,
+        }
+    }
 }
 
 /// The figures of one benchmark.
@@ -57,6 +84,8 @@ pub struct BenchReport {
     pub concurrency: usize,
     /// Read fraction.
     pub reads: f64,
+    /// Where the clients were.
+    pub clients_at: ClientsAt,
     /// Seconds measured.
     pub duration_s: f64,
     /// Successful operations.
@@ -112,9 +141,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "{} {} nodes, C={}, reads {:.0}%, {:.1} s: {:.0} ops/s ({} ok, {} errors); latency ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
-            r.target, r.nodes, r.concurrency, r.reads * 100.0, r.duration_s, r.ops_per_s, r.ok,
-            r.errors, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms
+            "{} {} nodes, C={} (clients at {}), reads {:.0}%, {:.1} s: {:.0} ops/s ({} ok, {} errors); latency ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
+            r.target, r.nodes, r.concurrency, format!("{:?}", r.clients_at).to_lowercase(),
+            r.reads * 100.0, r.duration_s,
+            r.ops_per_s, r.ok, r.errors, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms
         );
     }
     Ok(())
@@ -130,7 +160,7 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
     let mut cluster = Processes::new(target.clone(), dir, |_, to| direct[to - 1])?;
     cluster.start_all()?;
     let http = Http::new(Duration::from_millis(500));
-    sut::wait_for_leader(target.as_ref(), &http, Duration::from_secs(30))
+    let leader = sut::wait_for_leader(target.as_ref(), &http, Duration::from_secs(30))
         .await
         .with_context(|| format!("starting the cluster (logs in {})", dir.display()))?;
     let timeout = Duration::from_millis(args.request_timeout_ms);
@@ -138,7 +168,7 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
     let end = start + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
     for i in 0..args.concurrency {
-        let node = target.nodes()[i % args.nodes].id;
+        let node = args.clients_at.node_of(i, target.nodes(), leader);
         let client = target.client(node, Http::new(timeout));
         let (keys, reads) = (args.keys, args.reads);
         tasks.push(tokio::spawn(async move {
@@ -178,6 +208,7 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
         nodes: args.nodes,
         concurrency: args.concurrency,
         reads: args.reads,
+        clients_at: args.clients_at,
         duration_s: secs,
         ok: lat.len() as u64,
         errors,
@@ -192,6 +223,32 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_spread_over_every_node_or_all_sit_on_the_leader() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let argv = ["bench"].iter().chain(extra).copied();
+            Cli::try_parse_from(argv).map(|c| c.bench.clients_at)
+        };
+        assert_eq!(parse(&[]).unwrap(), ClientsAt::All);
+        assert_eq!(
+            parse(&["--clients-at", "leader"]).unwrap(),
+            ClientsAt::Leader
+        );
+        assert!(parse(&["--clients-at", "followers"]).is_err());
+
+        let nodes = sut::node_nets(3, sut::address_block(7), 7001, None);
+        let on =
+            |at: ClientsAt| -> Vec<usize> { (0..6).map(|i| at.node_of(i, &nodes, 2)).collect() };
+        assert_eq!(on(ClientsAt::All), [1, 2, 3, 1, 2, 3]);
+        assert_eq!(on(ClientsAt::Leader), [2; 6]);
+    }
 
     #[test]
     fn quantiles_use_nearest_rank() {

@@ -321,23 +321,17 @@ pub fn stats(h: &History) -> Stats {
         .or(h.events.last())
         .and_then(|e| e.time)
         .unwrap_or(0);
-    let mut spans: Vec<(String, Value, u64, u64)> = Vec::new();
-    let mut open: BTreeMap<String, (Value, u64)> = BTreeMap::new();
-    for e in h.events.iter().filter(|e| e.process == Process::Nemesis) {
-        let name = e.f.to_string();
-        let t = e.time.unwrap_or(0);
-        if let Some(fam) = name.strip_prefix("start-") {
-            open.insert(fam.to_string(), (e.value.clone(), t));
-        } else if let Some(fam) = name.strip_prefix("stop-") {
-            if let Some((v, t0)) = open.remove(fam) {
-                spans.push((fam.to_string(), v, t0, t));
-            }
-        }
-    }
-    for (fam, (v, t0)) in open {
-        spans.push((fam, v, t0, end));
-    }
-    spans.sort_by_key(|s| s.2);
+    // The windows are the report's too (`histories::fault_windows`); a fault still on when
+    // the attack ended lasts to its end here, since the final phase heals everything.
+    let time = |i: usize| h.events[i].time.unwrap_or(0);
+    let spans: Vec<(String, Value, u64, u64)> = histories::fault_windows(&h.events)
+        .windows
+        .into_iter()
+        .map(|w| {
+            let value = h.events[w.start].value.clone();
+            (w.family, value, time(w.start), w.stop.map_or(end, time))
+        })
+        .collect();
     let compare_failed = |o: &Operation| {
         o.complete_index
             .and_then(|i| h.events[i].extra.get("error"))
@@ -594,6 +588,61 @@ mod tests {
                 info: 0,
                 compare_failed: 0
             }
+        );
+    }
+
+    /// Issue 13: two kills that overlap are two windows, each closed by the first stop after
+    /// it in start order, as the report draws them; a start with no stop lasts to the final
+    /// phase. (This pairing kept only the later of two open kills.)
+    #[test]
+    fn overlapping_faults_of_one_family_are_separate_windows_as_in_the_report() {
+        let s = |t: u64| t * 1_000_000_000;
+        let h = History::from_events(vec![
+            Event::client(0, EventType::Invoke, F::Write, None, json!("1")).at(0),
+            Event::nemesis("start-kill", json!({"nodes": [1]})).at(s(1)),
+            Event::nemesis("start-kill", json!({"nodes": [2]})).at(s(2)),
+            Event::nemesis("stop-kill", json!({"nodes": [1]})).at(s(3)),
+            Event::nemesis("start-pause", json!({"nodes": [3]})).at(s(4)),
+            Event::nemesis("stop-kill", json!({"nodes": [2]})).at(s(5)),
+            Event::nemesis("final-phase", json!("heal")).at(s(6)),
+            Event::client(0, EventType::Ok, F::Write, None, json!("1")).at(s(7)),
+        ])
+        .unwrap();
+        let windows: Vec<(String, Value, f64, f64)> = stats(&h)
+            .windows
+            .into_iter()
+            .map(|w| (w.fault, w.detail, w.start_s, w.end_s))
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                ("kill".into(), json!({"nodes": [1]}), 1.0, 3.0),
+                ("kill".into(), json!({"nodes": [2]}), 2.0, 5.0),
+                ("pause".into(), json!({"nodes": [3]}), 4.0, 6.0),
+                ("none".into(), Value::Null, 0.0, 6.0),
+            ]
+        );
+        // The report pairs the same events into the same windows (it draws the open pause
+        // to the history's end, 7 s, where the summary stops at the final phase).
+        let axis = report::data::Axis::of(&h);
+        let (spans, _) = report::data::faults(&h, &axis);
+        let drawn: Vec<(&str, i64, i64)> = spans
+            .iter()
+            .map(|sp| (sp.family.as_str(), sp.start, sp.end))
+            .collect();
+        let at = |t: u64| {
+            axis.at(
+                &h,
+                h.events.iter().position(|e| e.time == Some(s(t))).unwrap(),
+            )
+        };
+        assert_eq!(
+            drawn,
+            [
+                ("kill", at(1), at(3)),
+                ("kill", at(2), at(5)),
+                ("pause", at(4), at(7))
+            ]
         );
     }
 }

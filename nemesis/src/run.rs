@@ -144,6 +144,11 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     let dir = rundir::create(args.run_dir.as_deref())?;
     println!("nemesis: seed {seed}; run directory {}", dir.display());
 
+    // Every run, whatever its faults or backend: a DROP rule left by a run that was
+    // SIGKILLed mid-partition would cut this run's nodes too, and a `--faults none` run is
+    // the one a user reaches for to see whether the cluster works at all. Without root or
+    // iptables there is nothing to remove and this returns at once.
+    net::cleanup_leftovers().context("removing firewall rules left by an earlier run")?;
     let backend = match faults.uses_net() {
         true => Some(choose_backend(args.net)?),
         false => None,
@@ -155,9 +160,6 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     }
     if args.system.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
         bail!("etcd cannot run behind the proxy backend (its member ids come from one shared --initial-cluster); use --net iptables as root");
-    }
-    if backend == Some(NetBackend::Iptables) {
-        net::cleanup_leftovers().context("removing firewall rules left by an earlier run")?;
     }
     // etcd connects from 127.0.0.1 whatever its listen address, so its cuts match the
     // sending process's uid (REFERENCE.md §3); our nodes bind their own address.

@@ -1,6 +1,6 @@
 //! The run directory: where a run keeps its history, node logs, results and summary.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,9 +28,17 @@ pub fn workspace_root() -> Option<PathBuf> {
 /// Creates the run directory: `explicit` if given, else `histories/runs/<timestamp>/` under
 /// the workspace root (or under the current directory outside a workspace), pointing the
 /// `latest` link beside it at the new directory.
+///
+/// An explicit directory must be missing or empty. The nodes keep their data there, so a
+/// second run in it would restart them on the first run's keys and check the reads against
+/// a history that never wrote them (a false `not linearizable`). Refusing is the safe choice
+/// over wiping: the directory may hold the only copy of a failing run's evidence.
 pub fn create(explicit: Option<&Path>) -> Result<PathBuf> {
     let dir = match explicit {
-        Some(d) => d.to_path_buf(),
+        Some(d) => {
+            refuse_non_empty(d)?;
+            d.to_path_buf()
+        }
         None => {
             let base = workspace_root()
                 .unwrap_or_else(|| PathBuf::from("."))
@@ -65,6 +73,23 @@ pub fn create(explicit: Option<&Path>) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Fails when `dir` exists and holds anything (or is not a directory).
+fn refuse_non_empty(dir: &Path) -> Result<()> {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading run dir {}", dir.display())),
+    };
+    if entries.next().is_some() {
+        bail!(
+            "run directory {} is not empty: it holds an earlier run, whose node data would be \
+             checked against this run's history; give a new or empty --run-dir (or remove it)",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// `YYYYMMDDTHHMMSSZ` in UTC, from the days-since-epoch civil calendar algorithm
 /// (Howard Hinnant's `civil_from_days`), so no date crate is needed.
 pub fn timestamp(t: SystemTime) -> String {
@@ -95,6 +120,28 @@ pub fn timestamp(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn an_explicit_run_dir_must_be_missing_or_empty() {
+        let base = std::env::temp_dir().join(format!("nemesis-rundir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let fresh = base.join("fresh");
+        assert_eq!(create(Some(&fresh)).unwrap(), fresh.canonicalize().unwrap());
+        // Empty (as the first run left it before writing anything): accepted.
+        assert!(create(Some(&fresh)).is_ok());
+        // Holding an earlier run's files: refused, naming the directory, nothing touched.
+        std::fs::create_dir_all(fresh.join("n1")).unwrap();
+        std::fs::write(fresh.join("history.jsonl"), "{}\n").unwrap();
+        let err = create(Some(&fresh)).unwrap_err().to_string();
+        assert!(err.contains("is not empty"), "{err}");
+        assert!(err.contains(&fresh.display().to_string()), "{err}");
+        assert!(fresh.join("n1").is_dir() && fresh.join("history.jsonl").is_file());
+        // A file where the directory should be is an error too.
+        let file = base.join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(create(Some(&file)).is_err());
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     #[test]
     fn timestamps_are_utc_calendar_dates() {

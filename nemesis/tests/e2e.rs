@@ -120,8 +120,105 @@ fn raft_clean_run_is_linearizable_and_loses_nothing() {
     assert_valid_with_no_lost_write(code, &r);
     assert!(fault_families(&dir).is_empty());
     assert!(!chains_left_by(pid));
+
+    // The same --run-dir again: refused before any node starts on the first run's data
+    // (issue 15: that used to end in a false INVALID), and the first run's files untouched.
+    let before = std::fs::read(dir.join("results.json")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_nemesis"))
+        .args(&args)
+        .arg("--run-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("results.json")).unwrap(), before);
     // Kept only when the test fails (a panic above skips this), for inspection.
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// DROP rules of the run with this pid (other runs may be going on).
+fn drop_rules_of(pid: u32) -> usize {
+    let out = Command::new("iptables").args(["-w", "-S"]).output();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("JTN-nm{pid}-")) && l.ends_with("-j DROP"))
+            .count()
+    })
+    .unwrap_or(0)
+}
+
+/// Issue 15: a run SIGKILLed while its partition is in force cannot remove its DROP rules
+/// (no handler runs); the next run removes them before it starts, even one with no faults
+/// and so no network backend at all.
+#[test]
+fn a_run_without_faults_removes_the_rules_of_a_sigkilled_partition_run() {
+    let iptables = Command::new("iptables").args(["-w", "-S"]).output();
+    if !nix::unistd::geteuid().is_root() || !iptables.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: the iptables backend needs root and iptables");
+        return;
+    }
+    let _lock = serialize();
+    let victim_dir = run_dir("sigkilled");
+    let mut victim = Command::new(env!("CARGO_BIN_EXE_nemesis"))
+        .args([
+            "--nodes",
+            "3",
+            "--concurrency",
+            "2",
+            "--faults",
+            "partition",
+        ])
+        .args([
+            "--net",
+            "iptables",
+            "--fault-interval",
+            "0.5",
+            "--seed",
+            "3",
+        ])
+        .args(["--time-limit", "60", "--run-dir"])
+        .arg(&victim_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let victim_pid = victim.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while drop_rules_of(victim_pid) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the victim run never partitioned"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim_pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    victim.wait().unwrap();
+    assert!(
+        drop_rules_of(victim_pid) > 0,
+        "SIGKILL cannot have run any cleanup"
+    );
+
+    let dir = run_dir("after-sigkill");
+    let args = ["--nodes", "3", "--concurrency", "2", "--keys", "2"];
+    let mut args = args.to_vec();
+    args.extend(["--faults", "none", "--time-limit", "2", "--seed", "1"]);
+    let Run {
+        code, results: r, ..
+    } = nemesis(&dir, &args);
+    assert_eq!(code, 0, "{r:#}");
+    assert!(
+        !chains_left_by(victim_pid),
+        "the SIGKILLed run's chains survived a --faults none run"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&victim_dir);
 }
 
 #[test]
