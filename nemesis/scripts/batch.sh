@@ -3,6 +3,7 @@
 # switch, seed, verdict and what found it.
 #   usage: nemesis/scripts/batch.sh RUNS SECONDS BUG|none [extra nemesis flags...]
 # Uses $NEMESIS (default target/release/nemesis), which finds the cluster binary beside it.
+# Seeds are SEED_BASE+1 .. SEED_BASE+RUNS (SEED_BASE defaults to 1000).
 set -u
 runs=$1 secs=$2 bug=$3
 shift 3
@@ -12,7 +13,7 @@ mkdir -p "$out"
 bugflag=()
 [ "$bug" != none ] && bugflag=(--bug "$bug")
 for i in $(seq 1 "$runs"); do
-  seed=$((1000 + i))
+  seed=$((${SEED_BASE:-1000} + i))
   dir="$out/$bug-$seed"
   rm -rf "$dir"
   "${NEMESIS:-$root/target/release/nemesis}" --time-limit "$secs" --seed "$seed" --run-dir "$dir" \

@@ -158,6 +158,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     } else if faults.uses_links() {
         bail!("--faults link: only the proxy backend shapes links; add --net proxy");
     }
+    let faults_text = faults.describe(args.faults.as_deref());
     if args.system.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
         bail!("etcd cannot run behind the proxy backend (its member ids come from one shared --initial-cluster); use --net iptables as root");
     }
@@ -198,7 +199,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         target.name(),
         args.concurrency,
         args.time_limit,
-        faults.describe(args.faults.as_deref())
+        faults_text
     );
 
     let recorder = Arc::new(Recorder::new(Some(&dir.join("history.jsonl")))?);
@@ -247,7 +248,7 @@ async fn run(args: RunArgs) -> Result<Verdict> {
 
     let report = check_and_report(
         &args,
-        seed,
+        (seed, &faults_text),
         &dir,
         &recorder,
         notes,
@@ -438,7 +439,7 @@ struct Results {
 #[allow(clippy::too_many_arguments)]
 fn check_and_report(
     args: &RunArgs,
-    seed: u64,
+    (seed, faults_text): (u64, &str),
     dir: &Path,
     recorder: &Recorder,
     notes: Vec<String>,
@@ -471,12 +472,7 @@ fn check_and_report(
         nodes: args.nodes,
         concurrency: args.concurrency,
         time_limit_s: args.time_limit,
-        faults: Plan::new(
-            args.faults.as_deref(),
-            seed,
-            args.system.target == TargetKind::Raft && args.nodes >= 5,
-        )
-        .describe(args.faults.as_deref()),
+        faults: faults_text.to_string(),
         run_dir: dir.to_path_buf(),
         interrupted,
         linearizability: lin,

@@ -26,12 +26,13 @@ pub enum Episode {
     /// one node, a minority or a majority), each restarted within 0.3-1.5 s: many elections,
     /// many restarted voters (forgotten votes, reads right after an election).
     KillStorm,
-    /// Pause the leader, cut it off, wake it while still cut off (the composed
-    /// [`Fault::PauseIsolatedLeader`]): reads served without a quorum round come out stale.
+    /// Two or three times: pause the leader, cut it off, wake it while still cut off (the
+    /// composed [`Fault::PauseIsolatedLeader`]): reads served without a quorum round come
+    /// out stale.
     IsolatedPause,
-    /// Cut a minority of followers off for 2-5 s while writes go on, kill the leader, heal,
-    /// restart it (the composed [`Fault::LagThenKillLeader`]): the nodes that fell behind
-    /// stand in the election that follows, and are needed for its first commit.
+    /// Twice: cut a minority of followers off for 2-4 s while writes go on, kill the leader,
+    /// heal, restart it (the composed [`Fault::LagThenKillLeader`]): the nodes that fell
+    /// behind stand in the election that follows, and are needed for its first commit.
     LagThenKillLeader,
     /// The composed [`Fault::SplitMembership`] (our cluster, 5 nodes or more).
     SplitMember,
@@ -109,8 +110,25 @@ impl Episode {
                     })
                     .collect()
             }
-            Episode::IsolatedPause => one(Fault::PauseIsolatedLeader, secs(rng, 2.0, 5.0)),
-            Episode::LagThenKillLeader => one(Fault::LagThenKillLeader, secs(rng, 2.0, 5.0)),
+            // Two or three in a row, each on whoever leads by then: a stale answer shows only
+            // in the election timeout or so before the woken leader's check-quorum deposes
+            // it, so one such fault catches a stale-read bug in roughly one try of three
+            // (BENCHMARKS.md); repeats are cheap (about 4 s each).
+            Episode::IsolatedPause => (0..rng.gen_range(2..=3))
+                .map(|i| Step {
+                    wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
+                    hold: secs(rng, 1.5, 3.0),
+                    fault: Fault::PauseIsolatedLeader,
+                })
+                .collect(),
+            // Twice: the lagging nodes win the next election in about half the tries.
+            Episode::LagThenKillLeader => (0..2)
+                .map(|i| Step {
+                    wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
+                    hold: secs(rng, 2.0, 4.0),
+                    fault: Fault::LagThenKillLeader,
+                })
+                .collect(),
             Episode::SplitMember => one(Fault::SplitMembership, secs(rng, 2.0, 4.0)),
             Episode::Partition => {
                 let kind = *PartitionKind::ALL.choose(rng).expect("five kinds");
@@ -201,14 +219,14 @@ impl fmt::Display for Mix {
 }
 
 /// The default schedule for a run of length `total`: rounds of episodes, each after a
-/// quiet period of 1-3 s (a leader is elected in well under a second here, so the cluster
+/// quiet period of 1-2.5 s (a leader is elected in well under a second here, so the cluster
 /// serves again before the next episode). A round plays every aimed episode of the mix
-/// once, in a seeded order, then two more drawn by weight. Depends only on its arguments.
+/// once, in a seeded order, then one more drawn by weight. Depends only on its arguments.
 ///
 /// Why rounds: drawn purely by weight, a 60 s run of seven or eight episodes skipped some
 /// aimed episode in about one run of three (measured: a run with no split-member missed
 /// `unsafe-membership`, one with a single kill missed `forget-vote`); a round makes every
-/// aimed episode happen in every run that lasts one round (about 45 s), and the weights
+/// aimed episode happen in every run that lasts one round (about 55 s), and the weights
 /// still decide what fills the rest.
 pub fn hunt(seed: u64, mix: &Mix, total: Duration) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6875_6e74);
@@ -223,12 +241,12 @@ pub fn hunt(seed: u64, mix: &Mix, total: Duration) -> Vec<Step> {
     while t < total {
         let mut round = aimed.clone();
         round.shuffle(&mut rng);
-        round.extend([mix.choose(&mut rng), mix.choose(&mut rng)]);
+        round.push(mix.choose(&mut rng));
         for episode in round {
             if t >= total {
                 break;
             }
-            let quiet = Duration::from_secs_f64(rng.gen_range(1.0..3.0));
+            let quiet = Duration::from_secs_f64(rng.gen_range(1.0..2.5));
             for step in episode.steps(quiet, &mut rng) {
                 t += step.wait + step.hold;
                 steps.push(step);
@@ -283,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn without_membership_no_split_member_and_lag_is_followed_by_a_leader_kill() {
+    fn without_membership_no_split_member_and_every_aimed_episode_within_a_minute() {
         let mix = Mix::draw(3, false);
         assert!(mix.weights.iter().all(|(e, _)| *e != Episode::SplitMember));
         let steps = hunt(3, &mix, Duration::from_secs(600));
@@ -302,7 +320,7 @@ mod tests {
             let mut early = BTreeSet::new();
             for s in hunt(seed, &mix, Duration::from_secs(60)) {
                 t += s.wait + s.hold;
-                if t <= Duration::from_secs(45) {
+                if t <= Duration::from_secs(60) {
                     early.insert(s.fault.family().to_string() + &s.fault.describe());
                 }
             }
@@ -310,11 +328,11 @@ mod tests {
                 "pause and isolate leader",
                 "lag followers",
                 "shrink",
-                "kill leader",
+                "killkill",
             ] {
                 assert!(
                     early.iter().any(|d| d.contains(must)),
-                    "seed {seed}: no {must} in the first 45 s: {early:?}"
+                    "seed {seed}: no {must} in the first 60 s: {early:?}"
                 );
             }
         }

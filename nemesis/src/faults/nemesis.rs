@@ -119,6 +119,19 @@ impl Nemesis {
         Ok(())
     }
 
+    /// The partition backend, which every fault that cuts or shapes links needs.
+    fn net(&self) -> Result<&Arc<Mutex<Box<dyn Net>>>> {
+        self.net
+            .as_ref()
+            .context("a partition or link fault without a partition backend")
+    }
+
+    /// Applies `f` (kill, pause, restart, resume) to each of `nodes`.
+    fn each(&self, nodes: &[usize], f: impl Fn(&mut Processes, usize) -> Result<()>) -> Result<()> {
+        let mut c = lock(&self.cluster);
+        nodes.iter().try_for_each(|&n| f(&mut c, n))
+    }
+
     /// Sleeps until `until`, or until `deadline` or a stop request. False if cut short.
     async fn sleep_until(&self, until: Instant, deadline: Instant) -> bool {
         while Instant::now() < until {
@@ -135,10 +148,7 @@ impl Nemesis {
         let (undo, value) = match fault {
             Fault::Kill(who) => {
                 let nodes = pick(who, &ids, leader, rng);
-                let mut c = lock(&self.cluster);
-                for &n in &nodes {
-                    c.kill(n)?;
-                }
+                self.each(&nodes, Processes::kill)?;
                 (
                     Undo::Restart(nodes.clone()),
                     json!({"who": who.name(), "nodes": nodes}),
@@ -146,10 +156,7 @@ impl Nemesis {
             }
             Fault::Pause(who) => {
                 let nodes = pick(who, &ids, leader, rng);
-                let mut c = lock(&self.cluster);
-                for &n in &nodes {
-                    c.pause(n)?;
-                }
+                self.each(&nodes, Processes::pause)?;
                 (
                     Undo::Resume(nodes.clone()),
                     json!({"who": who.name(), "nodes": nodes}),
@@ -162,10 +169,7 @@ impl Nemesis {
                 let mut g = Grudge::none(&ids);
                 g.cut_between(&nodes, &others);
                 lock(&self.cluster).pause(nodes[0])?;
-                let net = self
-                    .net
-                    .as_ref()
-                    .context("partition fault without a backend")?;
+                let net = self.net()?;
                 lock(net).partition(&g)?;
                 (
                     Undo::ResumeThenHeal(nodes.clone()),
@@ -195,10 +199,7 @@ impl Nemesis {
                 let rest: Vec<usize> = others[1..].to_vec();
                 let mut g = Grudge::none(&ids);
                 g.cut_between(&side, &rest);
-                let net = self
-                    .net
-                    .as_ref()
-                    .context("partition fault without a backend")?;
+                let net = self.net()?;
                 lock(net).partition(&g)?;
                 let mut nodes = rest[..2].to_vec();
                 nodes.sort_unstable();
@@ -216,7 +217,7 @@ impl Nemesis {
                     ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
                 let mut g = Grudge::none(&ids);
                 g.cut_between(&nodes, &others);
-                let net = self.net.as_ref().context("link fault without a backend")?;
+                let net = self.net()?;
                 let mut value =
                     json!({"kind": f.name(), "nodes": nodes, "grudge": grudge_json(&g)});
                 if let LinkFault::Delay { base, jitter } = f {
@@ -241,10 +242,7 @@ impl Nemesis {
                 let rest: Vec<usize> = ids.iter().copied().filter(|i| !lag.contains(i)).collect();
                 let mut g = Grudge::none(&ids);
                 g.cut_between(&lag, &rest);
-                let net = self
-                    .net
-                    .as_ref()
-                    .context("partition fault without a backend")?;
+                let net = self.net()?;
                 lock(net).partition(&g)?;
                 (
                     Undo::KillLeaderThenHeal(lag.clone()),
@@ -253,10 +251,7 @@ impl Nemesis {
             }
             Fault::Partition(kind) => {
                 let g = net::grudge(kind, &ids, leader, rng);
-                let net = self
-                    .net
-                    .as_ref()
-                    .context("partition fault without a backend")?;
+                let net = self.net()?;
                 // With fewer than two nodes there is nothing to cut.
                 if !g.is_empty() {
                     lock(net).partition(&g)?;
@@ -277,26 +272,15 @@ impl Nemesis {
         let value = match undo {
             Undo::KillLeaderThenHeal(lag) => return self.kill_leader_then_heal(&lag).await,
             Undo::Restart(nodes) => {
-                let mut c = lock(&self.cluster);
-                for &n in &nodes {
-                    c.start(n)?;
-                }
+                self.each(&nodes, Processes::start)?;
                 json!({ "nodes": nodes })
             }
             Undo::Resume(nodes) => {
-                let mut c = lock(&self.cluster);
-                for &n in &nodes {
-                    c.resume(n)?;
-                }
+                self.each(&nodes, Processes::resume)?;
                 json!({ "nodes": nodes })
             }
             Undo::ResumeThenHeal(nodes) => {
-                {
-                    let mut c = lock(&self.cluster);
-                    for &n in &nodes {
-                        c.resume(n)?;
-                    }
-                }
+                self.each(&nodes, Processes::resume)?;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if let Some(net) = &self.net {
                     lock(net).heal()?;
