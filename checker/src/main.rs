@@ -59,9 +59,10 @@ struct CheckArgs {
     /// unknown for EDN, absent otherwise.
     #[arg(long, value_parser = ["absent", "unknown"])]
     nil_reads: Option<String>,
-    /// Give up after this many seconds (verdict unknown, naming the key being searched).
-    #[arg(long, value_name = "SECS")]
-    time_limit: Option<f64>,
+    /// Give up after this many seconds (verdict unknown, naming the key being searched);
+    /// 0 for no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    time_limit: f64,
     /// Give up when the search's memo tables hold more than this many MiB (verdict unknown).
     #[arg(long, value_name = "MIB", default_value_t = 4096)]
     memory_limit: usize,
@@ -94,14 +95,22 @@ pub(crate) fn defaults(format: Format) -> (ModelKind, Value) {
 /// Reads a file, detecting its format when asked; returns the history and the format.
 pub(crate) fn read(path: &Path, format: Format) -> Result<(histories::History, Format), String> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    // A UTF-8 byte order mark (editors on Windows write one) is not part of the history:
+    // left in, it hides the first line's `{` from format detection.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        // The histories reader names the file, line and byte of invalid UTF-8.
+        let e = histories::read_bytes(bytes, Format::Jsonl, &name).err();
+        return Err(e.map_or_else(|| format!("{name}: not UTF-8 text"), |e| e.to_string()));
+    };
     let format = match format {
-        Format::Auto => histories::detect(&text, &name)
+        Format::Auto => histories::detect(text, &name)
             .map_err(|e| e.to_string())?
             .unwrap_or(Format::Jsonl),
         f => f,
     };
-    let history = histories::read_str(&text, format, &name).map_err(|e| e.to_string())?;
+    let history = histories::read_str(text, format, &name).map_err(|e| e.to_string())?;
     Ok((history, format))
 }
 
@@ -127,7 +136,7 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
     let opts = Options {
         model: args.model.unwrap_or(model),
         initial: args.initial.clone().unwrap_or(initial),
-        time_limit: args.time_limit.map(Duration::from_secs_f64),
+        time_limit: (args.time_limit > 0.0).then(|| Duration::from_secs_f64(args.time_limit)),
         memory_limit_bytes: Some(args.memory_limit << 20),
         threads: args.threads.unwrap_or(Options::default().threads),
         ..Options::default()

@@ -192,6 +192,9 @@ fn a_passed_time_limit_gives_unknown_naming_the_key() {
     assert_eq!(report.verdict, Verdict::Unknown);
     let k = report.unknowns().next().expect("an unknown key");
     assert_eq!(k.unknown_reason, Some(UnknownReason::TimeLimit));
+    // Issue 15: the message says which flag raises the limit.
+    let said = k.unknown_reason.as_ref().unwrap().to_string();
+    assert!(said.contains("--time-limit"), "{said}");
     // Without the limit the same history is decided.
     assert_eq!(
         check(&h, &opts(ModelKind::CasRegister, Value::Null)).verdict,
