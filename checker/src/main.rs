@@ -31,9 +31,47 @@ enum Command {
     /// Time the checker on the shared corpus and on generated histories (check time only,
     /// best of N), and print per-file times.
     Bench(bench::BenchArgs),
+    /// Convert a history file to another format (EDN for Knossos and Elle, or our JSON
+    /// Lines), written to standard output or --out. Exit 0, or 2 if it cannot be read.
+    Convert(ConvertArgs),
     /// Model-check the Raft core with stateright under bounds; prints counts and any
     /// counterexample trace. Exit 0 no violation, 1 violation, 2 bad usage.
     ModelCheck(checker::model_check::cli::Args),
+}
+
+/// Arguments of `checker convert`.
+#[derive(clap::Args, Debug)]
+struct ConvertArgs {
+    /// The history file to convert.
+    file: PathBuf,
+    /// Target format: edn (a Jepsen EDN vector of op maps, as Knossos and Elle read) or
+    /// jsonl (one event per line, this project's format).
+    #[arg(long, value_parser = ["edn", "jsonl"])]
+    to: String,
+    /// Input format: auto (detect from the first line), jsonl, edn, porcupine-kv, jepsen-log.
+    #[arg(long, default_value = "auto")]
+    format: Format,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+}
+
+/// Reads `args.file` and writes it in the target format.
+fn run_convert(args: &ConvertArgs) -> Result<(), String> {
+    let (history, _) = read(&args.file, args.format)?;
+    let mut buf = Vec::new();
+    let written = match args.to.as_str() {
+        "edn" => histories::write_edn(&history, &mut buf).map(|_| ()),
+        _ => histories::jsonl::write_jsonl(&history, &mut buf).map(|_| ()),
+    };
+    written.map_err(|e| format!("converting {}: {e}", args.file.display()))?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &buf).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), &buf)
+            .map_err(|e| format!("writing to standard output: {e}")),
+    }
 }
 
 /// Arguments of `checker check`.
@@ -266,6 +304,13 @@ fn main() -> Result<ExitCode> {
             bench::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Convert(args) => Ok(match run_convert(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        }),
         Command::ModelCheck(args) => Ok(ExitCode::from(checker::model_check::cli::run(&args))),
     }
 }

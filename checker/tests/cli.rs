@@ -61,3 +61,52 @@ fn errors_quote_keys_as_written_not_as_rust_debug_text() {
     assert!(text.contains(r#"key "b" but invoked on key "a""#), "{text}");
     assert!(!text.contains("Some("), "{text}");
 }
+
+/// `checker convert` (issue 15): every Knossos cas-register file of the corpus to JSON
+/// Lines and back to EDN gives the same operations and the same verdict.
+#[test]
+fn convert_round_trips_corpus_files_through_jsonl_and_edn() {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpus/knossos/cas-register"
+    ));
+    let mut files: Vec<PathBuf> = ["good", "bad"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "edn"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 100, "{} corpus files", files.len());
+    for (i, f) in files.iter().enumerate().step_by(10) {
+        let jsonl = file(&format!("c{i}.jsonl"), b"");
+        let edn = file(&format!("c{i}.edn"), b"");
+        for (input, to, out) in [(f, "jsonl", &jsonl), (&jsonl, "edn", &edn)] {
+            let status = Command::new(env!("CARGO_BIN_EXE_checker"))
+                .args(["convert", "--to", to, "--out"])
+                .arg(out)
+                .arg(input)
+                .status()
+                .unwrap();
+            assert!(status.success(), "convert {} --to {to}", input.display());
+        }
+        let original = histories::read_path(f, histories::Format::Edn).unwrap();
+        let back = histories::read_path(&edn, histories::Format::Edn).unwrap();
+        assert_eq!(
+            original.operations.len(),
+            back.operations.len(),
+            "{}",
+            f.display()
+        );
+        let args = ["check", "--format", "edn"];
+        let verdict = |p: &PathBuf| {
+            Command::new(env!("CARGO_BIN_EXE_checker"))
+                .args(args)
+                .arg(p)
+                .status()
+                .unwrap()
+                .code()
+        };
+        assert_eq!(verdict(f), verdict(&edn), "{}", f.display());
+    }
+}
