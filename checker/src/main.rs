@@ -83,8 +83,9 @@ struct CheckArgs {
     /// File format: auto (detect from the first line), jsonl, edn, porcupine-kv, jepsen-log.
     #[arg(long, default_value = "auto")]
     format: Format,
-    /// Model: register, cas-register, kv or multi-register (Knossos txn histories; give
-    /// --initial as a map, e.g. '{"x":0,"y":0}'). Default by format: EDN and etcd logs
+    /// Model: register, cas-register, kv, multi-register (Knossos txn histories; give
+    /// --initial as a map, e.g. '{"x":0,"y":0}') or mutex (Knossos acquire / release; the
+    /// lock starts free, --initial is ignored). Default by format: EDN and etcd logs
     /// cas-register, Porcupine kv logs and JSON Lines kv.
     #[arg(long)]
     model: Option<ModelKind>,
