@@ -33,6 +33,7 @@ pub fn check(h: &History, time_limit: Duration) -> Linearizability {
         time_limit: Some(time_limit),
         memory_limit_bytes: Some(4 << 30),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..Options::default()
     };
     let report = checker::check(h, &opts);
     let mut problems = Vec::new();
