@@ -288,16 +288,15 @@ fn bench_generated_all(args: &BenchArgs) -> Result<()> {
         seed: 1,
         ..GenConfig::default()
     };
+    // Appends and reads only, unique strings (`values: 0`), one key.
     let append = GenConfig {
         processes: 10,
         keys: 1,
         ops: 20_000,
-        info_rate: 0.05,
         mix: [1, 0, 0, 1],
         values: 0,
-        initial: json!(null),
         seed: 5,
-        key_skew: 0.0,
+        ..small.clone()
     };
     // One line per workload: name, configuration, model, skipped by --quick.
     #[rustfmt::skip]

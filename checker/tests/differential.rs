@@ -241,22 +241,25 @@ fn agrees_with_stateright_on_append_only_histories() {
     );
 }
 
+/// One 3,000-op append key, 10 processes, 5% info, unique appended strings.
+fn long_append_key(seed: u64) -> GenConfig {
+    GenConfig {
+        processes: 10,
+        ops: 3_000,
+        info_rate: 0.05,
+        mix: [1, 0, 0, 1],
+        values: 0,
+        seed,
+        ..GenConfig::default()
+    }
+}
+
 /// A long append history is decided by the witness without the search: with a memory
 /// budget of one byte the search could only answer `unknown`.
 #[test]
 fn long_append_keys_are_decided_without_the_search() {
     for seed in 0..5 {
-        let cfg = GenConfig {
-            processes: 10,
-            keys: 1,
-            ops: 3_000,
-            info_rate: 0.05,
-            mix: [1, 0, 0, 1],
-            values: 0,
-            initial: Value::Null,
-            seed,
-            key_skew: 0.0,
-        };
+        let cfg = long_append_key(seed);
         let h = generate::history(&cfg);
         let mut opts = options(ModelKind::Kv, Value::Null);
         opts.memory_limit_bytes = Some(1);
@@ -383,17 +386,7 @@ fn the_memory_budget_bounds_peak_resident_memory() {
     const BUDGET: usize = 48 << 20;
     let mut spent = 0;
     for seed in 0..5 {
-        let cfg = GenConfig {
-            processes: 10,
-            keys: 1,
-            ops: 3_000,
-            info_rate: 0.05,
-            mix: [1, 0, 0, 1],
-            values: 0,
-            initial: Value::Null,
-            seed,
-            key_skew: 0.0,
-        };
+        let cfg = long_append_key(seed);
         let h = generate::history(&cfg);
         let mut rng = StdRng::seed_from_u64(seed);
         let m = mutate(&h, &mut rng).expect("the history has reads");
