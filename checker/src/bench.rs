@@ -288,60 +288,31 @@ fn bench_generated_all(args: &BenchArgs) -> Result<()> {
         seed: 1,
         ..GenConfig::default()
     };
+    // Appends and reads only, unique strings (`values: 0`), one key.
     let append = GenConfig {
         processes: 10,
         keys: 1,
         ops: 20_000,
-        info_rate: 0.05,
         mix: [1, 0, 0, 1],
         values: 0,
-        initial: json!(null),
         seed: 5,
-        key_skew: 0.0,
+        ..small.clone()
     };
+    // One line per workload: name, configuration, model, skipped by --quick.
+    #[rustfmt::skip]
     let shapes = [
-        (
-            "generated 10,000 ops, 10 keys, 5 processes, 5% info",
-            small,
-            ModelKind::CasRegister,
-            false,
-        ),
-        (
-            "generated append key, 20,000 ops, 10 processes, 5% info",
-            append,
-            ModelKind::Kv,
-            false,
-        ),
-        (
-            "generated skewed keys (Pareto 1.2), 20,000 ops, 100 keys, 50 processes, 1% info",
-            register(50, 100, 20_000, 0.01, 1.2, 3),
-            ModelKind::CasRegister,
-            false,
-        ),
-        (
-            "generated single key, 10 processes, 2,000 ops, 20% info (high info)",
-            register(10, 1, 2_000, 0.2, 0.0, 13),
-            ModelKind::CasRegister,
-            false,
-        ),
-        (
-            "generated 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
-            register(50, 1000, 1_000_000, 0.01, 0.0, 7),
-            ModelKind::Kv,
-            true,
-        ),
-        (
-            "generated skewed keys (Pareto 1.2), 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
-            register(50, 1000, 1_000_000, 0.01, 1.2, 9),
-            ModelKind::Kv,
-            true,
-        ),
-        (
-            "generated single key, 20 processes, 2,000 ops, 1% info",
-            register(20, 1, 2_000, 0.01, 0.0, 11),
-            ModelKind::CasRegister,
-            true,
-        ),
+        ("generated 10,000 ops, 10 keys, 5 processes, 5% info", small, ModelKind::CasRegister, false),
+        ("generated append key, 20,000 ops, 10 processes, 5% info", append, ModelKind::Kv, false),
+        ("generated skewed keys (Pareto 1.2), 20,000 ops, 100 keys, 50 processes, 1% info",
+         register(50, 100, 20_000, 0.01, 1.2, 3), ModelKind::CasRegister, false),
+        ("generated single key, 10 processes, 2,000 ops, 20% info (high info)",
+         register(10, 1, 2_000, 0.2, 0.0, 13), ModelKind::CasRegister, false),
+        ("generated 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
+         register(50, 1000, 1_000_000, 0.01, 0.0, 7), ModelKind::Kv, true),
+        ("generated skewed keys (Pareto 1.2), 1,000,000 ops, 1,000 keys, 50 processes, 1% info",
+         register(50, 1000, 1_000_000, 0.01, 1.2, 9), ModelKind::Kv, true),
+        ("generated single key, 20 processes, 2,000 ops, 1% info",
+         register(20, 1, 2_000, 0.01, 0.0, 11), ModelKind::CasRegister, true),
     ];
     for (name, cfg, model, big) in shapes {
         if args.wanted(name) && !(big && args.quick) {

@@ -60,6 +60,10 @@ pub enum ModelKind {
     /// Read, write, cas and append (strings concatenate; absent is `null`).
     #[default]
     Kv,
+    /// Knossos' mutex: `acquire` succeeds only when the lock is free, `release` only when it
+    /// is held (by anyone: Knossos' model has no owner); the lock starts free. Checked as a
+    /// cas register over `false` / `true` (acquire = cas false→true, release = true→false).
+    Mutex,
     /// Knossos' multi-register: `txn` ops reading and writing several named registers at
     /// once (see [`txn`]); `initial` is a map from register name to value, or one value
     /// for every register.
@@ -68,7 +72,8 @@ pub enum ModelKind {
 
 impl ModelKind {
     /// Every name accepted by `FromStr`.
-    pub const NAMES: [&'static str; 4] = ["register", "cas-register", "kv", "multi-register"];
+    pub const NAMES: [&'static str; 5] =
+        ["register", "cas-register", "kv", "multi-register", "mutex"];
 }
 
 impl fmt::Display for ModelKind {
@@ -78,13 +83,14 @@ impl fmt::Display for ModelKind {
             ModelKind::CasRegister => "cas-register",
             ModelKind::Kv => "kv",
             ModelKind::MultiRegister => "multi-register",
+            ModelKind::Mutex => "mutex",
         })
     }
 }
 
 /// A model name that is not one of [`ModelKind::NAMES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model {0:?}: expected register, cas-register, kv or multi-register")]
+#[error("unknown model {0:?}: expected register, cas-register, kv, multi-register or mutex")]
 pub struct UnknownModel(pub String);
 
 impl FromStr for ModelKind {
@@ -96,6 +102,7 @@ impl FromStr for ModelKind {
             "cas-register" => Ok(ModelKind::CasRegister),
             "kv" => Ok(ModelKind::Kv),
             "multi-register" => Ok(ModelKind::MultiRegister),
+            "mutex" => Ok(ModelKind::Mutex),
             other => Err(UnknownModel(other.to_string())),
         }
     }

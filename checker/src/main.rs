@@ -31,9 +31,47 @@ enum Command {
     /// Time the checker on the shared corpus and on generated histories (check time only,
     /// best of N), and print per-file times.
     Bench(bench::BenchArgs),
+    /// Convert a history file to another format (EDN for Knossos and Elle, or our JSON
+    /// Lines), written to standard output or --out. Exit 0, or 2 if it cannot be read.
+    Convert(ConvertArgs),
     /// Model-check the Raft core with stateright under bounds; prints counts and any
     /// counterexample trace. Exit 0 no violation, 1 violation, 2 bad usage.
     ModelCheck(checker::model_check::cli::Args),
+}
+
+/// Arguments of `checker convert`.
+#[derive(clap::Args, Debug)]
+struct ConvertArgs {
+    /// The history file to convert.
+    file: PathBuf,
+    /// Target format: edn (a Jepsen EDN vector of op maps, as Knossos and Elle read) or
+    /// jsonl (one event per line, this project's format).
+    #[arg(long, value_parser = ["edn", "jsonl"])]
+    to: String,
+    /// Input format: auto (detect from the first line), jsonl, edn, porcupine-kv, jepsen-log.
+    #[arg(long, default_value = "auto")]
+    format: Format,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+}
+
+/// Reads `args.file` and writes it in the target format.
+fn run_convert(args: &ConvertArgs) -> Result<(), String> {
+    let (history, _) = read(&args.file, args.format)?;
+    let mut buf = Vec::new();
+    let written = match args.to.as_str() {
+        "edn" => histories::write_edn(&history, &mut buf).map(|_| ()),
+        _ => histories::jsonl::write_jsonl(&history, &mut buf).map(|_| ()),
+    };
+    written.map_err(|e| format!("converting {}: {e}", args.file.display()))?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &buf).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), &buf)
+            .map_err(|e| format!("writing to standard output: {e}")),
+    }
 }
 
 /// Arguments of `checker check`.
@@ -45,8 +83,9 @@ struct CheckArgs {
     /// File format: auto (detect from the first line), jsonl, edn, porcupine-kv, jepsen-log.
     #[arg(long, default_value = "auto")]
     format: Format,
-    /// Model: register, cas-register, kv or multi-register (Knossos txn histories; give
-    /// --initial as a map, e.g. '{"x":0,"y":0}'). Default by format: EDN and etcd logs
+    /// Model: register, cas-register, kv, multi-register (Knossos txn histories; give
+    /// --initial as a map, e.g. '{"x":0,"y":0}') or mutex (Knossos acquire / release; the
+    /// lock starts free, --initial is ignored). Default by format: EDN and etcd logs
     /// cas-register, Porcupine kv logs and JSON Lines kv.
     #[arg(long)]
     model: Option<ModelKind>,
@@ -59,9 +98,10 @@ struct CheckArgs {
     /// unknown for EDN, absent otherwise.
     #[arg(long, value_parser = ["absent", "unknown"])]
     nil_reads: Option<String>,
-    /// Give up after this many seconds (verdict unknown, naming the key being searched).
-    #[arg(long, value_name = "SECS")]
-    time_limit: Option<f64>,
+    /// Give up after this many seconds (verdict unknown, naming the key being searched);
+    /// 0 for no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    time_limit: f64,
     /// Give up when the search's memo tables hold more than this many MiB (verdict unknown).
     #[arg(long, value_name = "MIB", default_value_t = 4096)]
     memory_limit: usize,
@@ -94,14 +134,22 @@ pub(crate) fn defaults(format: Format) -> (ModelKind, Value) {
 /// Reads a file, detecting its format when asked; returns the history and the format.
 pub(crate) fn read(path: &Path, format: Format) -> Result<(histories::History, Format), String> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    // A UTF-8 byte order mark (editors on Windows write one) is not part of the history:
+    // left in, it hides the first line's `{` from format detection.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        // The histories reader names the file, line and byte of invalid UTF-8.
+        let e = histories::read_bytes(bytes, Format::Jsonl, &name).err();
+        return Err(e.map_or_else(|| format!("{name}: not UTF-8 text"), |e| e.to_string()));
+    };
     let format = match format {
-        Format::Auto => histories::detect(&text, &name)
+        Format::Auto => histories::detect(text, &name)
             .map_err(|e| e.to_string())?
             .unwrap_or(Format::Jsonl),
         f => f,
     };
-    let history = histories::read_str(&text, format, &name).map_err(|e| e.to_string())?;
+    let history = histories::read_str(text, format, &name).map_err(|e| e.to_string())?;
     Ok((history, format))
 }
 
@@ -127,7 +175,7 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
     let opts = Options {
         model: args.model.unwrap_or(model),
         initial: args.initial.clone().unwrap_or(initial),
-        time_limit: args.time_limit.map(Duration::from_secs_f64),
+        time_limit: (args.time_limit > 0.0).then(|| Duration::from_secs_f64(args.time_limit)),
         memory_limit_bytes: Some(args.memory_limit << 20),
         threads: args.threads.unwrap_or(Options::default().threads),
         ..Options::default()
@@ -257,6 +305,13 @@ fn main() -> Result<ExitCode> {
             bench::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Convert(args) => Ok(match run_convert(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        }),
         Command::ModelCheck(args) => Ok(ExitCode::from(checker::model_check::cli::run(&args))),
     }
 }

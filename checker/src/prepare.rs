@@ -230,19 +230,34 @@ pub(crate) fn text_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Te
 }
 
 /// Drops indeterminate writes / cas / appends whose string no observed string contains.
+///
+/// Near-linear on valid histories: the reads of an append key are prefixes of each other,
+/// so the observed strings are indexed as the longest one plus those that are not a prefix
+/// of it (none, unless the history is already broken); each dropped candidate is searched
+/// in that handful of strings, not in every read.
 fn prune_texts(ops: &mut Vec<KeyOp<Text>>) {
     loop {
-        let mut observed: Vec<HStr> = Vec::new();
+        let mut observed: Vec<&HStr> = Vec::new();
         for o in ops.iter() {
             match (&o.op, &o.ret) {
                 (TextOp::Read, Some(TextRet::Value(Text::Str(s))))
-                | (TextOp::Cas(Text::Str(s), _), _) => observed.push(s.clone()),
+                | (TextOp::Cas(Text::Str(s), _), _) => observed.push(s),
                 _ => {}
             }
         }
-        let unseen = |s: &HStr| {
-            !s.as_str().is_empty() && !observed.iter().any(|o| o.as_str().contains(s.as_str()))
-        };
+        let longest = observed.iter().map(|s| s.as_str()).max_by_key(|s| s.len());
+        let longest = longest.unwrap_or_default();
+        let mut index: Vec<String> = vec![longest.to_string()];
+        let mut others: Vec<&str> = observed
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !longest.starts_with(s))
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        index.extend(others.into_iter().map(str::to_string));
+        let unseen =
+            |s: &HStr| !s.as_str().is_empty() && !index.iter().any(|o| o.contains(s.as_str()));
         let unobserved = |t: &Text| matches!(t, Text::Str(s) if unseen(s));
         let before = ops.len();
         ops.retain(|o| match (o.ret.is_none(), &o.op) {

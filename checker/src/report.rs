@@ -48,10 +48,13 @@ pub enum UnknownReason {
 impl fmt::Display for UnknownReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UnknownReason::TimeLimit => f.write_str("time limit reached"),
-            UnknownReason::MemoryLimit { limit_bytes } => {
-                write!(f, "memory budget of {limit_bytes} bytes spent")
+            UnknownReason::TimeLimit => {
+                f.write_str("time limit reached (raise it: --time-limit SECS)")
             }
+            UnknownReason::MemoryLimit { limit_bytes } => write!(
+                f,
+                "memory budget of {limit_bytes} bytes spent (raise it: --memory-limit MIB)"
+            ),
             UnknownReason::Stopped => f.write_str("not finished: another key failed first"),
         }
     }

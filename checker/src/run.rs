@@ -26,12 +26,13 @@ use std::time::Instant;
 /// Rejects operations the model does not know and malformed values, before any search.
 pub(crate) fn validate(history: &History, model: ModelKind) -> Result<(), CheckError> {
     for op in &history.operations {
-        let multi = model == ModelKind::MultiRegister;
+        let multi = matches!(model, ModelKind::MultiRegister | ModelKind::Mutex);
         let allowed = match &op.f {
             F::Read | F::Write => !multi,
             F::Cas => !multi && model != ModelKind::Register,
             F::Append => model == ModelKind::Kv,
-            F::Other(f) => multi && f == "txn",
+            F::Other(f) if model == ModelKind::Mutex => f == "acquire" || f == "release",
+            F::Other(f) => model == ModelKind::MultiRegister && f == "txn",
         };
         if !allowed {
             return Err(CheckError::UnsupportedOp {
@@ -55,7 +56,10 @@ pub(crate) fn validate(history: &History, model: ModelKind) -> Result<(), CheckE
                 return Err(bad("[expected, new]"));
             }
             F::Append if !op.input.is_string() => return Err(bad("a string to append")),
-            F::Other(_) if crate::txn::micro_ops(&op.input).is_none() => {
+            F::Other(_)
+                if model == ModelKind::MultiRegister
+                    && crate::txn::micro_ops(&op.input).is_none() =>
+            {
                 return Err(bad("[[\"read\" | \"write\", register, value], ...]"));
             }
             _ => {}
@@ -160,6 +164,17 @@ fn check_key(
             counterexample: None,
             unknown_reason: Some(UnknownReason::Stopped),
         }
+    } else if opts.model == ModelKind::Mutex {
+        let as_cas = mutex_as_cas(ops);
+        let refs: Vec<&Operation> = as_cas.iter().collect();
+        check_encoded(
+            history,
+            key,
+            ops,
+            &cell_history(&refs, &Value::Bool(false)),
+            opts,
+            budget,
+        )
     } else if opts.model == ModelKind::MultiRegister {
         let h = crate::txn::txn_history(ops, &opts.initial);
         check_encoded(history, key, ops, &h, opts, budget)
@@ -191,6 +206,21 @@ fn check_key(
     };
     report.time_secs = start.elapsed().as_secs_f64();
     report
+}
+
+/// A mutex's ops as a cas register's over `false` (free) / `true` (held): acquire is
+/// cas false→true, release cas true→false; ids and event indices are kept, so
+/// counterexamples still point at the original ops.
+fn mutex_as_cas(ops: &[&Operation]) -> Vec<Operation> {
+    ops.iter()
+        .map(|o| {
+            let acquire = o.f == F::Other("acquire".into());
+            let mut c = (*o).clone();
+            c.f = F::Cas;
+            c.input = serde_json::json!([!acquire, acquire]);
+            c
+        })
+        .collect()
 }
 
 fn check_encoded<M: SequentialModel>(

@@ -5,8 +5,8 @@
 //! trivially linearizable; Porcupine has no test for it). Porcupine's kv logs: kv with every
 //! key initially "" (Porcupine's `kvModel`). Knossos' cas-register histories:
 //! `(cas-register 0)`, with Knossos' reading of a nil read (any value); the multi-register
-//! history with `(multi-register {:x 0 :y 0})`. Not covered: `knossos/mutex/bad/etcd.edn`
-//! (EXPECTED.md asserts no verdict, and there is no mutex model here).
+//! history with `(multi-register {:x 0 :y 0})`; `knossos/mutex/bad/etcd.edn` with the `mutex`
+//! model (Knossos' directory says bad; EXPECTED.md's verdict column says false).
 
 use checker::{check, ModelKind, Options, Verdict};
 use histories::{read_path, Format};
@@ -316,6 +316,18 @@ corpus! {
     knossos_rethink_fail_minimal_not_linearizable: knossos("cas-register/bad/rethink-fail-minimal") => NotLinearizable;
     knossos_rethink_fail_smaller_not_linearizable: knossos("cas-register/bad/rethink-fail-smaller") => NotLinearizable;
     knossos_rethink_fail_not_linearizable: knossos("cas-register/bad/rethink-fail") => NotLinearizable;
+}
+
+#[test]
+fn knossos_mutex_etcd_not_linearizable() {
+    let v = verdict(
+        "knossos/mutex/bad/etcd.edn",
+        Format::Edn,
+        ModelKind::Mutex,
+        Value::Null,
+        true,
+    );
+    assert_eq!(v, Verdict::NotLinearizable);
 }
 
 #[test]

@@ -241,22 +241,25 @@ fn agrees_with_stateright_on_append_only_histories() {
     );
 }
 
+/// One 3,000-op append key, 10 processes, 5% info, unique appended strings.
+fn long_append_key(seed: u64) -> GenConfig {
+    GenConfig {
+        processes: 10,
+        ops: 3_000,
+        info_rate: 0.05,
+        mix: [1, 0, 0, 1],
+        values: 0,
+        seed,
+        ..GenConfig::default()
+    }
+}
+
 /// A long append history is decided by the witness without the search: with a memory
 /// budget of one byte the search could only answer `unknown`.
 #[test]
 fn long_append_keys_are_decided_without_the_search() {
     for seed in 0..5 {
-        let cfg = GenConfig {
-            processes: 10,
-            keys: 1,
-            ops: 3_000,
-            info_rate: 0.05,
-            mix: [1, 0, 0, 1],
-            values: 0,
-            initial: Value::Null,
-            seed,
-            key_skew: 0.0,
-        };
+        let cfg = long_append_key(seed);
         let h = generate::history(&cfg);
         let mut opts = options(ModelKind::Kv, Value::Null);
         opts.memory_limit_bytes = Some(1);
@@ -359,5 +362,53 @@ fn high_info_rates_agree_with_the_plain_search_on_larger_histories() {
     assert!(
         compared > 400 && invalid > 50,
         "{compared} compared, {invalid} not linearizable"
+    );
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<usize>()
+        .unwrap()
+        * 1024
+}
+
+/// Issue 12: the memory budget bounds the process. A long append key with a read cut short
+/// defeats the witness and sends the search past its budget: the key ends `unknown`
+/// (memory), and the process's peak resident memory grows by at most the budget plus a
+/// margin for the allocator (nextest runs each test in its own process).
+#[test]
+fn the_memory_budget_bounds_peak_resident_memory() {
+    const BUDGET: usize = 48 << 20;
+    let mut spent = 0;
+    for seed in 0..5 {
+        let cfg = long_append_key(seed);
+        let h = generate::history(&cfg);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let m = mutate(&h, &mut rng).expect("the history has reads");
+        let opts = Options {
+            memory_limit_bytes: Some(BUDGET),
+            ..options(ModelKind::Kv, Value::Null)
+        };
+        let before = peak_rss();
+        let report = check(&m, &opts);
+        let grown = peak_rss().saturating_sub(before);
+        if report.verdict == Verdict::Unknown {
+            spent += 1;
+            let why = report.keys[0].unknown_reason.as_ref().unwrap().to_string();
+            assert!(why.contains("--memory-limit"), "{why}");
+        }
+        assert!(
+            grown <= BUDGET + (16 << 20),
+            "seed {seed}: peak grew by {grown} bytes"
+        );
+    }
+    assert!(
+        spent > 0,
+        "no history spent the budget: the test proves nothing"
     );
 }

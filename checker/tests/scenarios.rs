@@ -192,9 +192,35 @@ fn a_passed_time_limit_gives_unknown_naming_the_key() {
     assert_eq!(report.verdict, Verdict::Unknown);
     let k = report.unknowns().next().expect("an unknown key");
     assert_eq!(k.unknown_reason, Some(UnknownReason::TimeLimit));
+    // Issue 15: the message says which flag raises the limit.
+    let said = k.unknown_reason.as_ref().unwrap().to_string();
+    assert!(said.contains("--time-limit"), "{said}");
     // Without the limit the same history is decided.
     assert_eq!(
         check(&h, &opts(ModelKind::CasRegister, Value::Null)).verdict,
         Verdict::Linearizable
     );
+}
+
+/// Knossos' mutex: two acquires with no release between them cannot both succeed; an
+/// indeterminate release between them explains it.
+#[test]
+fn a_mutex_acquired_twice_needs_a_release_between() {
+    let acquire = || F::Other("acquire".into());
+    let release = || F::Other("release".into());
+    let twice = vec![
+        ev(0, Invoke, acquire(), Value::Null),
+        ev(0, Ok, acquire(), Value::Null),
+        ev(1, Invoke, acquire(), Value::Null),
+        ev(1, Ok, acquire(), Value::Null),
+    ];
+    let o = opts(ModelKind::Mutex, Value::Null);
+    let h = History::from_events(twice.clone()).unwrap();
+    assert_eq!(check(&h, &o).verdict, Verdict::NotLinearizable);
+    let mut released = twice;
+    released.insert(2, ev(2, Invoke, release(), Value::Null));
+    let h = History::from_events(released).unwrap();
+    assert_eq!(check(&h, &o).verdict, Verdict::Linearizable);
+    // A mutex op under another model is an error, and a cas under the mutex model.
+    assert!(try_check(&h, &opts(ModelKind::CasRegister, Value::Null)).is_err());
 }

@@ -107,7 +107,7 @@ pub enum PairingError {
         found: F,
     },
     /// A completion whose key differs from its invocation's.
-    #[error("process {process} completes on key {found:?} but invoked on key {expected:?}")]
+    #[error("process {process} completes on key {} but invoked on key {}", key_text(.found), key_text(.expected))]
     MismatchedKey {
         /// Event position.
         index: usize,
@@ -232,6 +232,13 @@ impl History {
         }
         Ok(History { events, operations })
     }
+}
+
+/// A key as a user wrote it (JSON: `"b"`, `7`), or `none`, for error messages.
+fn key_text(key: &Option<Key>) -> String {
+    key.as_ref().map_or("none".to_string(), |k| {
+        serde_json::to_string(k).unwrap_or_else(|_| k.to_string())
+    })
 }
 
 #[cfg(test)]
