@@ -18,6 +18,9 @@
 //! - `unsafe-membership`: seeded random walks with the membership workload (leaders propose
 //!   removing a voter): the leader of term 1 removes two voters without waiting, commits
 //!   alone, and a leader of term 2 elected in the old configuration lacks its entries.
+//!
+//! And the default hunt (`portfolio`), which needs none of these shapes named: it finds
+//! `forget-vote` with no flag, and stays quiet on the correct core.
 
 use checker::model_check::{check, check_with_threads, Bounds, Outcome, Search, Violation};
 use raft::{Bug, Bugs};
