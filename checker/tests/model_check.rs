@@ -22,7 +22,9 @@
 //! And the default hunt (`portfolio`), which needs none of these shapes named: it finds
 //! `forget-vote` with no flag, and stays quiet on the correct core.
 
-use checker::model_check::{check, check_with_threads, Bounds, Outcome, Search, Violation};
+use checker::model_check::{
+    check, check_with_threads, portfolio, Bounds, Outcome, Search, Violation,
+};
 use raft::{Bug, Bugs};
 use std::time::Duration;
 
@@ -238,19 +240,14 @@ fn truncate_matching_loses_a_committed_entry() {
 
 #[test]
 fn commit_old_term_loses_a_committed_entry() {
-    let bounds = Bounds {
-        max_term: 4,
-        max_log: 2,
-        max_crashes: 0,
-        client_ops: 0,
-        heartbeat: false,
-        // A lossy network lets a walk drop the stale AppendEntries Figure 8 needs kept away:
-        // 16 s with this seed on one uncontended thread, where the loss-free walks took
-        // 30 s or more (BENCHMARKS.md).
-        lossy: true,
-        depth: Some(40),
-        ..Bounds::default()
-    };
+    // The portfolio's Figure 8 shape: terms to 4, no heartbeat, no client, no crash, and a
+    // lossy network that lets a walk drop the stale AppendEntries Figure 8 needs kept away
+    // (16 s with this seed on one uncontended thread; loss-free walks took 30 s or more).
+    let bounds = portfolio::legs(Bugs::none(), &mut portfolio::SeedStream::new(0))
+        .into_iter()
+        .find(|leg| leg.name.contains("Figure 8"))
+        .expect("a Figure 8 leg")
+        .bounds;
     let v = hunt(
         Bug::CommitOldTerm,
         bounds,
@@ -309,7 +306,6 @@ fn correct_core_survives_the_membership_workload() {
 /// the violation, and its printed command rebuilds that leg.
 #[test]
 fn portfolio_finds_forget_vote_without_flags() {
-    use checker::model_check::portfolio;
     let hunt = portfolio::hunt(
         Bugs::only(Bug::ForgetVote),
         Duration::from_secs(120),
@@ -333,7 +329,6 @@ fn portfolio_finds_forget_vote_without_flags() {
 /// committed, and the budget kept (a leg is cut at the deadline).
 #[test]
 fn portfolio_on_the_correct_core_finds_nothing() {
-    use checker::model_check::portfolio;
     let hunt = portfolio::hunt(Bugs::none(), Duration::from_secs(15), 3, &|_, _, _| {});
     assert!(
         hunt.found.is_none(),
