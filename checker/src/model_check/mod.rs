@@ -30,7 +30,7 @@ pub use properties::{ModelCfg, RaftModel, RaftState};
 pub use state::{Msg, NodeState, Timer};
 
 use actor::{ClientActor, NodeActor};
-use properties::{with_properties, COMMITTED};
+use properties::{with_properties, CANCELLED, COMMITTED};
 use raft::{Bugs, Config};
 use register::History;
 use stateright::actor::{LossyNetwork, Network};
@@ -188,6 +188,7 @@ impl Bounds {
             max_term: self.max_term,
             max_log: self.max_log,
             max_restarts: self.max_crashes,
+            cancel: properties::Cancel::default(),
         };
         let network = if self.duplicating {
             Network::new_unordered_duplicating([])
@@ -288,14 +289,33 @@ pub fn check_with_threads(
     timeout: Option<Duration>,
     threads: usize,
 ) -> Result<Outcome, BoundsError> {
-    let model = bounds.model()?;
+    check_cancellable(
+        bounds,
+        search,
+        timeout,
+        threads,
+        properties::Cancel::default(),
+    )
+}
+
+/// [`check_with_threads`] that also stops soon after `cancel` is set.
+pub fn check_cancellable(
+    bounds: &Bounds,
+    search: Search,
+    timeout: Option<Duration>,
+    threads: usize,
+    cancel: properties::Cancel,
+) -> Result<Outcome, BoundsError> {
+    let mut model = bounds.model()?;
+    model.cfg.cancel = cancel;
     let cfg = model.cfg.clone();
     let scheduler = chooser::Scheduler {
         nodes: cfg.nodes,
         model: std::sync::Arc::new(model.clone()),
     };
-    let failures: std::collections::BTreeSet<&'static str> =
+    let mut failures: std::collections::BTreeSet<&'static str> =
         properties::SAFETY.iter().map(|(n, _)| *n).collect();
+    failures.insert(CANCELLED);
     let mut builder = model
         .checker()
         .threads(threads.max(1))
@@ -325,6 +345,9 @@ pub fn check_with_threads(
     for (name, path) in discoveries {
         if name == COMMITTED {
             committed = true;
+            continue;
+        }
+        if name == CANCELLED {
             continue;
         }
         let mut steps = path.into_vec();

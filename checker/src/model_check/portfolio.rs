@@ -16,16 +16,17 @@
 //! on two cores.
 //!
 //! Why legs of a few seconds: a random walk loses nothing by being cut (each walk starts
-//! afresh from the initial state), and a running stateright search cannot be cancelled, so
-//! short legs bound how long the other worker runs on after a find. Every leg draws its own
+//! afresh from the initial state), and rounds of short legs share the time fairly. When one
+//! leg finds a violation, the other worker's leg is cancelled (see `properties::Cancel`). Every leg draws its own
 //! seed from the portfolio's seed and prints it, and the leg that finds a violation prints
 //! the exact command that replays it.
 
-use super::{check_with_threads, Bounds, Outcome, Search};
+use super::properties::Cancel;
+use super::{check_cancellable, Bounds, Outcome, Search};
 use raft::Bugs;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One search of the portfolio: a shape of the model, how to search it, for how long.
@@ -132,7 +133,7 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
                 depth: Some(40),
                 ..deep.clone()
             },
-            15,
+            12,
         ),
         walk(
             "walks, two client operations",
@@ -140,7 +141,7 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
                 client_ops: 2,
                 ..deep.clone()
             },
-            2,
+            4,
         ),
         walk(
             "walks, membership workload",
@@ -161,7 +162,7 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
                 depth: Some(40),
                 ..deep
             },
-            8,
+            6,
         ),
     ]
 }
@@ -246,7 +247,7 @@ pub fn hunt(
     first.extend(legs(bugs, &mut seeds));
     first.push_back(dfs);
     let queue = Mutex::new((first, seeds));
-    let stop = AtomicBool::new(false);
+    let stop = Arc::new(AtomicBool::new(false));
     let found: Mutex<Option<(Leg, Outcome)>> = Mutex::new(None);
     let (legs_run, states) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let committed = AtomicBool::new(false);
@@ -275,8 +276,10 @@ pub fn hunt(
                 } else {
                     2
                 };
-                let outcome = check_with_threads(&leg.bounds, leg.search, Some(leg.slice), threads)
-                    .expect("the portfolio's bounds are valid");
+                let cancel = Cancel(Some(Arc::clone(&stop)));
+                let outcome =
+                    check_cancellable(&leg.bounds, leg.search, Some(leg.slice), threads, cancel)
+                        .expect("the portfolio's bounds are valid");
                 legs_run.fetch_add(1, Ordering::SeqCst);
                 states.fetch_add(outcome.states, Ordering::SeqCst);
                 if outcome.committed {

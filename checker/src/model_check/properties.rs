@@ -15,6 +15,8 @@ use raft::testkit::{self, Safety};
 use raft::{NodeId, Role};
 use stateright::actor::{ActorModel, ActorModelState};
 use stateright::Expectation;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The bounds the model needs inside its callbacks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +31,31 @@ pub struct ModelCfg {
     pub max_log: u64,
     /// No state with more restarts than this (in total) is explored.
     pub max_restarts: u32,
+    /// Set from outside to stop a running search (the portfolio's other worker found
+    /// something).
+    pub cancel: Cancel,
 }
+
+/// A flag that stops a running search: stateright 0.31 cannot cancel a search, but it stops
+/// at a discovery, so a set flag makes the [`CANCELLED`] property fail in the next state.
+/// Not part of the model's identity: every `Cancel` equals every other.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(pub Option<Arc<AtomicBool>>);
+
+impl Cancel {
+    /// Whether the search should stop.
+    pub fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+}
+
+impl PartialEq for Cancel {
+    fn eq(&self, _: &Cancel) -> bool {
+        true
+    }
+}
+
+impl Eq for Cancel {}
 
 /// The stateright model.
 pub type RaftModel = ActorModel<RaftActor, ModelCfg, History>;
@@ -204,6 +230,9 @@ pub const SAFETY: [(&str, Check); 6] = [
 /// The name of the `sometimes` property.
 pub const COMMITTED: &str = "a value is committed";
 
+/// The name of the property that stops a cancelled search (not a finding).
+pub const CANCELLED: &str = "search not cancelled";
+
 /// Adds the properties to a model.
 pub fn with_properties(model: RaftModel) -> RaftModel {
     fn p<const I: usize>(m: &RaftModel, s: &RaftState) -> bool {
@@ -216,6 +245,9 @@ pub fn with_properties(model: RaftModel) -> RaftModel {
         .property(Expectation::Always, SAFETY[3].0, p::<3>)
         .property(Expectation::Always, SAFETY[4].0, p::<4>)
         .property(Expectation::Always, SAFETY[5].0, p::<5>)
+        .property(Expectation::Always, CANCELLED, |m, _| {
+            !m.cfg.cancel.is_set()
+        })
         .property(Expectation::Sometimes, COMMITTED, |m, s| {
             value_committed(&m.cfg, s)
         })
