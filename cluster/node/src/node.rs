@@ -152,6 +152,8 @@ struct Driver {
     next_request: u64,
     snapshot_every: u64,
     deadline: Duration,
+    /// The term when requests forwarded to the leader were last checked (see `run`).
+    term_seen: u64,
 }
 
 fn to_storage_hs(hs: &raft::HardState) -> storage::HardState {
@@ -330,6 +332,7 @@ pub async fn run(
         next_request: 1,
         snapshot_every: opts.snapshot_every,
         deadline: opts.deadline,
+        term_seen: 0,
     };
     let res = driver.run(rx, opts.tick, shutdown).await;
     server.abort();
@@ -372,6 +375,12 @@ impl Driver {
                 }
                 let rd = self.node.ready();
                 self.handle_ready(rd).await?;
+            }
+            // A new term: requests forwarded to an older term's leader fail now rather than
+            // wait for the deadline (the old leader may be paused, its kernel still ACKing).
+            if self.node.term() != self.term_seen {
+                self.term_seen = self.node.term();
+                self.transport.new_term(self.node.status().leader);
             }
         }
     }

@@ -195,6 +195,35 @@ impl Transport {
         self.resolve(id, Err(Refusal::Error(e)));
     }
 
+    /// A newer term began and `leader` (if known) leads it: requests forwarded to any other
+    /// node will get no answer from a leader of the term they were sent in (a paused or cut-off
+    /// leader keeps them; its kernel may even have acknowledged them), so they fail now
+    /// instead of at the deadline. A write may still be committed by a later leader: unknown
+    /// outcome; a read changes nothing: a failure. Requests to `leader` itself (re-elected)
+    /// still get its answer.
+    pub fn new_term(&self, leader: Option<u64>) {
+        let stale: Vec<Forwarded> = {
+            let mut map = self.forwards.lock().unwrap();
+            let ids: Vec<u64> = map
+                .iter()
+                .filter(|(_, f)| Some(f.to) != leader)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| map.remove(id)).collect()
+        };
+        for f in stale {
+            let e = if f.is_write {
+                ApiError::unknown("a new term began after the request was forwarded to the leader")
+            } else {
+                ApiError::definite(
+                    hyper::StatusCode::SERVICE_UNAVAILABLE,
+                    "a new term began after the read was forwarded to the leader",
+                )
+            };
+            let _ = f.reply.send(Err(Refusal::Error(e)));
+        }
+    }
+
     /// Records that forwarded requests `ids` left in frame `frame` of the current stream.
     fn sent_in(&self, ids: &[u64], frame: u64) {
         let mut map = self.forwards.lock().unwrap();
