@@ -474,6 +474,23 @@ mod tests {
         }
     }
 
+    /// A fake peer's read of the stream's request head, and with `body` of the first bytes
+    /// after it too; stops early if the connection ends.
+    async fn read_head(s: &mut tokio::net::TcpStream, body: bool) {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let head_end = seen.windows(4).position(|w| w == b"\r\n\r\n");
+            if head_end.is_some_and(|at| !body || seen.len() > at + 4) {
+                return;
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_forward_to_an_unknown_peer_is_never_queued() {
         let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
@@ -503,21 +520,7 @@ mod tests {
         // arrived after the request head, then hangs up without answering.
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let body_started = seen
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .is_some_and(|at| seen.len() > at + 4);
-                if body_started {
-                    break;
-                }
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => seen.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut s, true).await;
         });
         let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
         t.set_peer(2, addr.to_string());
@@ -541,14 +544,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => seen.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut s, false).await;
             let body = br#"{"error":"refused","definite":true,"leader":null}"#;
             let head = format!(
                 "HTTP/1.1 403 Forbidden\r\n{}: 0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

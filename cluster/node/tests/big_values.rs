@@ -5,17 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{request, Cluster};
-use serde_json::{json, Value};
-
-fn put(addr: &str, key: &str, v: &str) -> Option<(u16, Value)> {
-    request(
-        addr,
-        "PUT",
-        &format!("/kv/{key}"),
-        Some(&json!({ "value": v })),
-    )
-}
+use common::{put, request, signal, Cluster};
+use serde_json::Value;
 
 fn status_of(addr: &str) -> Option<Value> {
     match request(addr, "GET", "/status", None) {
@@ -76,15 +67,6 @@ fn caught_up(c: &Cluster, _leader: usize, i: usize, within: Duration) -> Duratio
         c.log(i as u64 + 1),
         c.log(leader as u64 + 1)
     );
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
 }
 
 fn follower(leader: usize) -> usize {

@@ -5,17 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{request, Cluster};
+use common::{request, signal, Cluster};
 use serde_json::json;
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("run kill")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
 
 #[test]
 fn a_write_forwarded_to_a_paused_leader_is_unknown_once_a_new_term_begins() {
