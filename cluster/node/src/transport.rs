@@ -202,16 +202,7 @@ impl Transport {
     /// outcome; a read changes nothing: a failure. Requests to `leader` itself (re-elected)
     /// still get its answer.
     pub fn new_term(&self, leader: Option<u64>) {
-        let stale: Vec<Forwarded> = {
-            let mut map = self.forwards.lock().unwrap();
-            let ids: Vec<u64> = map
-                .iter()
-                .filter(|(_, f)| Some(f.to) != leader)
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter().filter_map(|id| map.remove(id)).collect()
-        };
-        for f in stale {
+        for f in self.take_where(|f| Some(f.to) != leader) {
             let e = if f.is_write {
                 ApiError::unknown("a new term began after the request was forwarded to the leader")
             } else {
@@ -222,6 +213,17 @@ impl Transport {
             };
             let _ = f.reply.send(Err(Refusal::Error(e)));
         }
+    }
+
+    /// Removes and returns the forwarded requests `pred` picks.
+    fn take_where(&self, pred: impl Fn(&Forwarded) -> bool) -> Vec<Forwarded> {
+        let mut map = self.forwards.lock().unwrap();
+        let ids: Vec<u64> = map
+            .iter()
+            .filter(|(_, f)| pred(f))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| map.remove(id)).collect()
     }
 
     /// Records that forwarded requests `ids` left in frame `frame` of the current stream.
@@ -240,19 +242,8 @@ impl Transport {
     /// not have arrived: writes get an unknown outcome, reads a failure. Requests still
     /// queued stay: they go on the next stream (or fail as never sent).
     fn connection_lost(&self, to: u64, done: Option<u64>) {
-        let lost: Vec<(u64, Forwarded)> = {
-            let mut map = self.forwards.lock().unwrap();
-            let ids: Vec<u64> = map
-                .iter()
-                .filter(|(_, f)| f.to == to && f.frame.is_some())
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter()
-                .filter_map(|id| map.remove(id))
-                .map(|f| (f.frame.unwrap_or(0), f))
-                .collect()
-        };
-        for (frame, f) in lost {
+        for f in self.take_where(|f| f.to == to && f.frame.is_some()) {
+            let frame = f.frame.unwrap_or(0);
             let e = if done.is_some_and(|d| frame >= d) {
                 ApiError::definite(
                     hyper::StatusCode::SERVICE_UNAVAILABLE,
