@@ -176,7 +176,7 @@ pub enum Input {
         /// Where to answer.
         reply: oneshot::Sender<StatusInfo>,
     },
-    /// Raft messages from a known peer (the `POST /raft` body, still encoded).
+    /// Raft messages from a known peer (a peer frame's Raft section, still encoded).
     Peer {
         /// The sender's id (`x-raft-from`).
         from: u64,

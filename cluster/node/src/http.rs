@@ -146,12 +146,9 @@ fn method_not_allowed(m: &Method, path: &str, allowed: &str) -> ApiError {
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let path = req.uri().path().to_string();
     let m = req.method().clone();
-    if path == "/raft" || path == "/raft/stream" {
+    if path == "/raft/stream" {
         if m != Method::POST {
             return Err(method_not_allowed(&m, &path, "POST"));
-        }
-        if path == "/raft" {
-            return peer(shared, req).await;
         }
         return peer_stream(shared, req).await;
     }
@@ -265,14 +262,6 @@ fn peer_id(shared: &Shared, req: &Request<Incoming>) -> Result<u64, ApiError> {
         ));
     }
     Ok(from)
-}
-
-/// `POST /raft`: hands one body of encoded messages of a known peer to the event loop.
-async fn peer(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let from = peer_id(shared, &req)?;
-    let body = read_body(req).await?;
-    send(shared, Input::Peer { from, body }).await?;
-    Ok(no_content())
 }
 
 fn no_content() -> Resp {

@@ -1,6 +1,8 @@
 //! The reference Raft key-value node: storage, state machine, HTTP API, peer transport, and
 //! the event loop that drives the sans-IO `raft` core. The `cluster` binary wraps it.
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod codec;
 pub mod http;

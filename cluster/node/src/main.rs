@@ -150,7 +150,7 @@ fn run_node(a: NodeArgs) -> anyhow::Result<()> {
         deadline: Duration::from_millis(a.deadline_ms.max(1)),
         header_timeout: Duration::from_millis(a.header_timeout_ms.max(1)),
     };
-    // One thread runs everything but the disk (see node.rs, "One thread, fsync beside it"):
+    // One thread runs everything but the disk (see node/mod.rs, "One thread, fsync beside it"):
     // the event loop, every connection and every peer sender, so a request reaches the loop
     // and its answer the connection without a cross-thread wake-up. Disk work runs on the
     // blocking pool; one or two threads are all it ever uses, since the loop awaits each call.

@@ -195,6 +195,37 @@ impl Transport {
         self.resolve(id, Err(Refusal::Error(e)));
     }
 
+    /// A newer term began and `leader` (if known) leads it: requests forwarded to any other
+    /// node will get no answer from a leader of the term they were sent in (a paused or cut-off
+    /// leader keeps them; its kernel may even have acknowledged them), so they fail now
+    /// instead of at the deadline. A write may still be committed by a later leader: unknown
+    /// outcome; a read changes nothing: a failure. Requests to `leader` itself (re-elected)
+    /// still get its answer.
+    pub fn new_term(&self, leader: Option<u64>) {
+        for f in self.take_where(|f| Some(f.to) != leader) {
+            let e = if f.is_write {
+                ApiError::unknown("a new term began after the request was forwarded to the leader")
+            } else {
+                ApiError::definite(
+                    hyper::StatusCode::SERVICE_UNAVAILABLE,
+                    "a new term began after the read was forwarded to the leader",
+                )
+            };
+            let _ = f.reply.send(Err(Refusal::Error(e)));
+        }
+    }
+
+    /// Removes and returns the forwarded requests `pred` picks.
+    fn take_where(&self, pred: impl Fn(&Forwarded) -> bool) -> Vec<Forwarded> {
+        let mut map = self.forwards.lock().unwrap();
+        let ids: Vec<u64> = map
+            .iter()
+            .filter(|(_, f)| pred(f))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter().filter_map(|id| map.remove(id)).collect()
+    }
+
     /// Records that forwarded requests `ids` left in frame `frame` of the current stream.
     fn sent_in(&self, ids: &[u64], frame: u64) {
         let mut map = self.forwards.lock().unwrap();
@@ -211,19 +242,8 @@ impl Transport {
     /// not have arrived: writes get an unknown outcome, reads a failure. Requests still
     /// queued stay: they go on the next stream (or fail as never sent).
     fn connection_lost(&self, to: u64, done: Option<u64>) {
-        let lost: Vec<(u64, Forwarded)> = {
-            let mut map = self.forwards.lock().unwrap();
-            let ids: Vec<u64> = map
-                .iter()
-                .filter(|(_, f)| f.to == to && f.frame.is_some())
-                .map(|(id, _)| *id)
-                .collect();
-            ids.iter()
-                .filter_map(|id| map.remove(id))
-                .map(|f| (f.frame.unwrap_or(0), f))
-                .collect()
-        };
-        for (frame, f) in lost {
+        for f in self.take_where(|f| f.to == to && f.frame.is_some()) {
+            let frame = f.frame.unwrap_or(0);
             let e = if done.is_some_and(|d| frame >= d) {
                 ApiError::definite(
                     hyper::StatusCode::SERVICE_UNAVAILABLE,
@@ -445,6 +465,23 @@ mod tests {
         }
     }
 
+    /// A fake peer's read of the stream's request head, and with `body` of the first bytes
+    /// after it too; stops early if the connection ends.
+    async fn read_head(s: &mut tokio::net::TcpStream, body: bool) {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let head_end = seen.windows(4).position(|w| w == b"\r\n\r\n");
+            if head_end.is_some_and(|at| !body || seen.len() > at + 4) {
+                return;
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_forward_to_an_unknown_peer_is_never_queued() {
         let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
@@ -474,21 +511,7 @@ mod tests {
         // arrived after the request head, then hangs up without answering.
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let body_started = seen
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .is_some_and(|at| seen.len() > at + 4);
-                if body_started {
-                    break;
-                }
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => seen.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut s, true).await;
         });
         let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
         t.set_peer(2, addr.to_string());
@@ -512,14 +535,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => seen.extend_from_slice(&buf[..n]),
-                }
-            }
+            read_head(&mut s, false).await;
             let body = br#"{"error":"refused","definite":true,"leader":null}"#;
             let head = format!(
                 "HTTP/1.1 403 Forbidden\r\n{}: 0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

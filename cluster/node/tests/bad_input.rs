@@ -81,7 +81,8 @@ fn documented_errors_have_their_statuses() {
         ("GET", "/kv/", None, 400),
         ("GET", "/kv/%zz", None, 400),
         ("POST", "/admin/add", Some(json!({"id": "x"})), 400),
-        ("POST", "/raft", None, 400),
+        ("POST", "/raft/stream", None, 400),
+        ("POST", "/raft", None, 404),
     ];
     for (m, p, b, want) in cases {
         let (st, body) =
@@ -90,7 +91,7 @@ fn documented_errors_have_their_statuses() {
         assert_eq!(body["definite"], json!(true), "{m} {p}");
     }
     // Messages from unknown node ids are refused.
-    let req = "POST /raft HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-raft-from: 9\r\nContent-Length: 0\r\n\r\n";
+    let req = "POST /raft/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-raft-from: 9\r\nContent-Length: 0\r\n\r\n";
     let (st, _) = parse_response(&raw(addr, req.as_bytes()).unwrap()).unwrap();
     assert_eq!(st, 403);
     check_alive(addr);

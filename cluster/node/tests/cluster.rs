@@ -8,17 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{request, Cluster};
+use common::{put, request, Cluster};
 use serde_json::{json, Value};
-
-fn put(addr: &str, key: &str, v: &str) -> Option<(u16, Value)> {
-    request(
-        addr,
-        "PUT",
-        &format!("/kv/{key}"),
-        Some(&json!({ "value": v })),
-    )
-}
 
 fn get(addr: &str, key: &str) -> Option<(u16, Value)> {
     request(addr, "GET", &format!("/kv/{key}"), None)

@@ -210,3 +210,23 @@ pub fn request(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Op
     };
     Some((status, v))
 }
+
+/// `PUT /kv/{key}` with `{"value": v}`.
+pub fn put(addr: &str, key: &str, v: &str) -> Option<(u16, Value)> {
+    request(
+        addr,
+        "PUT",
+        &format!("/kv/{key}"),
+        Some(&serde_json::json!({ "value": v })),
+    )
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`, ...) to process `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}

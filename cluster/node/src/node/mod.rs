@@ -27,6 +27,10 @@
 //! - **Deadlines.** Each waiting client has a deadline; an expired write is answered 504
 //!   (unknown outcome: it may still commit), an expired read 504 as well.
 
+mod admin;
+mod pending;
+mod recovery;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,18 +38,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use raft::{
-    Bugs, ConfChange, ConfChangeError, Config, EntryKind, Message, MessageBody, PersistedState,
-    ProposeError, ReadError, Ready, Role, Snapshot,
-};
+use raft::{Bugs, Config, EntryKind, Message, MessageBody, Ready, Role, Snapshot};
 use tokio::sync::mpsc;
 
-use crate::api::{AdminOp, Answer, ApiError, ClientOp, Input, Refusal, ReplyTo, StatusInfo};
+use crate::api::{Answer, ApiError, ClientOp, Input, Refusal, StatusInfo};
 use crate::codec;
 use crate::http::{self, Shared};
 use crate::kv::{Command, Kv, Outcome};
 use crate::storage::{self, Storage, StorageError};
 use crate::transport::Transport;
+use pending::{Expiry, PendingRead, PendingWrite};
+use recovery::{recover, stage_ready, to_storage_meta};
 
 /// Most inputs taken from the channel per turn before the core is asked for work.
 const MAX_DRAIN: usize = 4096;
@@ -116,24 +119,6 @@ pub enum NodeError {
     },
 }
 
-struct PendingWrite {
-    term: u64,
-    admin: bool,
-    reply: ReplyTo,
-}
-
-struct PendingRead {
-    key: String,
-    reply: ReplyTo,
-}
-
-enum Expiry {
-    /// The proposal at (index, term).
-    Write(u64, u64),
-    /// The read with this context.
-    Read(u64),
-}
-
 /// The loop's state (see the module docs).
 struct Driver {
     node: raft::Node,
@@ -152,109 +137,8 @@ struct Driver {
     next_request: u64,
     snapshot_every: u64,
     deadline: Duration,
-}
-
-fn to_storage_hs(hs: &raft::HardState) -> storage::HardState {
-    storage::HardState {
-        term: hs.term,
-        vote: hs.vote.unwrap_or(0),
-        commit: hs.commit,
-    }
-}
-
-fn to_storage_entry(e: &raft::Entry) -> storage::Entry {
-    storage::Entry {
-        index: e.index,
-        term: e.term,
-        data: codec::kind_bytes(&e.kind),
-    }
-}
-
-fn to_storage_meta(m: &raft::SnapshotMeta) -> storage::SnapshotMeta {
-    storage::SnapshotMeta {
-        index: m.index,
-        term: m.term,
-        conf: codec::membership_bytes(&m.membership),
-    }
-}
-
-/// Reads the data directory back into what the core and the state machine start from.
-fn recover(
-    storage: &Storage,
-    snapshot_data: Option<Vec<u8>>,
-) -> Result<(Option<PersistedState>, Kv), NodeError> {
-    let st = storage.state();
-    let mut kv = Kv::default();
-    let snapshot = match snapshot_data {
-        Some(data) => {
-            let index = st.snapshot.index;
-            let bad = |why: String| NodeError::BadSnapshot { index, why };
-            let membership =
-                codec::membership_from_bytes(&st.snapshot.conf).map_err(|e| bad(e.to_string()))?;
-            kv = Kv::decode(&data).map_err(|e| bad(e.to_string()))?;
-            kv.applied = index;
-            Some(Snapshot {
-                meta: raft::SnapshotMeta {
-                    index,
-                    term: st.snapshot.term,
-                    membership,
-                },
-                data,
-            })
-        }
-        None => None,
-    };
-    let entries = st
-        .entries
-        .iter()
-        .map(|e| {
-            Ok(raft::Entry {
-                index: e.index,
-                term: e.term,
-                kind: codec::kind_from_bytes(&e.data).map_err(|source| NodeError::BadEntry {
-                    index: e.index,
-                    source,
-                })?,
-            })
-        })
-        .collect::<Result<Vec<_>, NodeError>>()?;
-    let hs = &st.hard_state;
-    let fresh = hs.term == 0 && entries.is_empty() && snapshot.is_none();
-    let persisted = (!fresh).then(|| PersistedState {
-        hard_state: raft::HardState {
-            term: hs.term,
-            vote: (hs.vote != 0).then_some(hs.vote),
-            commit: hs.commit,
-        },
-        snapshot,
-        entries,
-    });
-    Ok((persisted, kv))
-}
-
-/// Stages a `Ready`'s truncation, hard state and entries (its snapshot is installed apart);
-/// returns whether they need an fsync before anything is sent.
-///
-/// Term and vote must be durable before anyone hears of them; the commit index is a hint the
-/// core recomputes after a restart, so a hard state that only moves the commit index needs
-/// no fsync of its own. That takes one fsync off the critical path of every write: on the
-/// leader once a quorum acknowledges, and on each follower when it learns the new commit.
-fn stage_ready(storage: &mut Storage, rd: &Ready) -> Result<bool, NodeError> {
-    if let Some(from) = rd.truncate_from {
-        storage.truncate(from);
-    }
-    let mut durable = rd.snapshot.is_some() || rd.truncate_from.is_some() || !rd.entries.is_empty();
-    if let Some(hs) = &rd.hard_state {
-        let new = to_storage_hs(hs);
-        let old = storage.state().hard_state;
-        durable |= (new.term, new.vote) != (old.term, old.vote);
-        storage.set_hard_state(new);
-    }
-    if !rd.entries.is_empty() {
-        let es: Vec<storage::Entry> = rd.entries.iter().map(to_storage_entry).collect();
-        storage.append(&es)?;
-    }
-    Ok(durable)
+    /// The term when requests forwarded to the leader were last checked (see `run`).
+    term_seen: u64,
 }
 
 /// Runs a node until `shutdown` resolves.
@@ -330,6 +214,7 @@ pub async fn run(
         next_request: 1,
         snapshot_every: opts.snapshot_every,
         deadline: opts.deadline,
+        term_seen: 0,
     };
     let res = driver.run(rx, opts.tick, shutdown).await;
     server.abort();
@@ -372,6 +257,12 @@ impl Driver {
                 }
                 let rd = self.node.ready();
                 self.handle_ready(rd).await?;
+            }
+            // A new term: requests forwarded to an older term's leader fail now rather than
+            // wait for the deadline (the old leader may be paused, its kernel still ACKing).
+            if self.node.term() != self.term_seen {
+                self.term_seen = self.node.term();
+                self.transport.new_term(self.node.status().leader);
             }
         }
     }
@@ -424,145 +315,6 @@ impl Driver {
         }
     }
 
-    fn on_read(&mut self, key: String, reply: ReplyTo) {
-        let ctx = self.next_ctx;
-        self.next_ctx += 1;
-        match self.node.read_index(ctx) {
-            Ok(()) => {
-                self.reads.insert(ctx, PendingRead { key, reply });
-                self.expiry
-                    .push_back((Instant::now() + self.deadline, Expiry::Read(ctx)));
-            }
-            Err(ReadError::NotLeader { leader }) => {
-                let op = Some(ClientOp::Read { key });
-                let _ = reply.send(Err(Refusal::NotLeader { leader, op }));
-            }
-            Err(e @ ReadError::BadContext { .. }) => {
-                panic!("read contexts are unique and non-zero, yet the core says: {e}")
-            }
-        }
-    }
-
-    fn on_write(&mut self, cmd: Command, reply: ReplyTo) {
-        let id = self.next_request;
-        self.next_request += 1;
-        match self.node.propose(cmd.encode(id)) {
-            Ok(p) => self.wait_for(p, false, reply),
-            Err(ProposeError::NotLeader { leader }) => {
-                let op = Some(ClientOp::Write(cmd));
-                let _ = reply.send(Err(Refusal::NotLeader { leader, op }));
-            }
-        }
-    }
-
-    fn wait_for(&mut self, p: raft::ProposalId, admin: bool, reply: ReplyTo) {
-        let w = PendingWrite {
-            term: p.term,
-            admin,
-            reply,
-        };
-        if let Some(old) = self.writes.insert(p.index, w) {
-            // An older proposal of ours sat at this index, so its entry was overwritten: the
-            // core reports such proposals as dropped, but answer conservatively if it has not.
-            let e = ApiError::unknown("proposal overwritten before its outcome was known");
-            let _ = old.reply.send(Err(Refusal::Error(e)));
-        }
-        self.expiry.push_back((
-            Instant::now() + self.deadline,
-            Expiry::Write(p.index, p.term),
-        ));
-    }
-
-    fn on_admin(&mut self, op: AdminOp, reply: ReplyTo) {
-        let me = self.node.id();
-        if self.node.role() != Role::Leader {
-            let leader = self.node.status().leader;
-            let _ = reply.send(Err(Refusal::NotLeader { leader, op: None }));
-            return;
-        }
-        let change = match op {
-            AdminOp::Add { id, addr, learner } => {
-                if id == me {
-                    let e = ApiError::bad_request(format!("node {id} is this node"));
-                    let _ = reply.send(Err(Refusal::Error(e)));
-                    return;
-                }
-                match addr {
-                    Some(addr) => self.propose_peer(id, addr),
-                    // Re-adding a known server: every node keeps the address it has, which
-                    // under the nemesis's proxy backend is a relay of its own.
-                    None if self.shared.peer_addr(id).is_some() => {}
-                    None => {
-                        let e = ApiError::bad_request(format!(
-                            "node {id} has no known address: give \"addr\""
-                        ));
-                        let _ = reply.send(Err(Refusal::Error(e)));
-                        return;
-                    }
-                }
-                if learner {
-                    ConfChange::AddLearner(id)
-                } else {
-                    ConfChange::AddVoter(id)
-                }
-            }
-            AdminOp::Remove { id } => ConfChange::Remove(id),
-            AdminOp::Joint { voters, addrs } => {
-                for (id, a) in addrs.into_iter().filter(|(id, _)| *id != me) {
-                    self.propose_peer(id, a);
-                }
-                let voters: BTreeSet<u64> = voters.into_iter().collect();
-                let learners = self
-                    .node
-                    .membership()
-                    .learners
-                    .difference(&voters)
-                    .copied()
-                    .collect();
-                ConfChange::EnterJoint {
-                    voters,
-                    learners,
-                    auto_leave: true,
-                }
-            }
-        };
-        match self.node.propose_conf_change(change) {
-            Ok(p) => self.wait_for(p, true, reply),
-            Err(ConfChangeError::NotLeader { leader }) => {
-                let _ = reply.send(Err(Refusal::NotLeader { leader, op: None }));
-            }
-            Err(e @ ConfChangeError::Invalid { .. }) => {
-                let _ = reply.send(Err(Refusal::Error(ApiError::bad_request(e.to_string()))));
-            }
-            Err(e) => {
-                let err = ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-                let _ = reply.send(Err(Refusal::Error(err)));
-            }
-        }
-    }
-
-    /// Proposes the address of a new member so every node (and every later snapshot) learns
-    /// it. Only called on the leader; should leadership be lost in between, the membership
-    /// change that follows is refused too.
-    fn propose_peer(&mut self, id: u64, addr: String) {
-        self.learn_peer(id, &addr);
-        let rid = self.next_request;
-        self.next_request += 1;
-        let _ = self.node.propose(Command::SetPeer { id, addr }.encode(rid));
-    }
-
-    fn learn_peer(&mut self, id: u64, addr: &str) {
-        if id == self.node.id() {
-            return;
-        }
-        self.shared
-            .peers
-            .write()
-            .unwrap()
-            .insert(id, addr.to_string());
-        self.transport.set_peer(id, addr.to_string());
-    }
-
     fn send(&self, m: Message) {
         self.transport.send(m);
     }
@@ -612,16 +364,7 @@ impl Driver {
             self.send(m);
         }
         if let Some(s) = &rd.snapshot {
-            let kv = Kv::decode(&s.data).map_err(|e| NodeError::BadSnapshot {
-                index: s.meta.index,
-                why: e.to_string(),
-            })?;
-            self.kv = kv;
-            self.kv.applied = s.meta.index;
-            let peers: Vec<(u64, String)> = self.kv.peers.clone().into_iter().collect();
-            for (id, a) in peers {
-                self.learn_peer(id, &a);
-            }
+            self.restore(s)?;
         }
         for e in &rd.committed_entries {
             self.apply(e);
@@ -750,59 +493,19 @@ impl Driver {
 
     /// Answers the client waiting on the proposal at `index`, if it was made in `term`; a
     /// different term means our proposal was replaced: definitely not applied.
-    fn resolve(&mut self, index: u64, term: u64, f: impl FnOnce(bool) -> Result<Answer, ApiError>) {
-        let Some(w) = self.writes.remove(&index) else {
-            return;
-        };
-        let res = if w.term == term {
-            f(w.admin)
-        } else {
-            Err(ApiError::definite(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "proposal lost to another leader's entry (not applied)",
-            ))
-        };
-        let _ = w.reply.send(res.map_err(Refusal::Error));
-    }
-
-    fn answer_reads(&mut self) {
-        let applied = self.kv.applied;
-        let kv = &self.kv;
-        let reads = &mut self.reads;
-        self.confirmed.retain(|&(ctx, index)| {
-            if index > applied {
-                return true;
-            }
-            if let Some(r) = reads.remove(&ctx) {
-                let v = kv.get(&r.key).map(str::to_string);
-                let _ = r.reply.send(Ok(Answer::Value(v)));
-            }
-            false
-        });
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while let Some((at, _)) = self.expiry.front() {
-            if *at > now {
-                break;
-            }
-            let (_, what) = self.expiry.pop_front().unwrap();
-            match what {
-                Expiry::Write(index, term) => {
-                    if self.writes.get(&index).is_some_and(|w| w.term == term) {
-                        let w = self.writes.remove(&index).expect("just seen");
-                        let e = ApiError::unknown("deadline passed before the write committed");
-                        let _ = w.reply.send(Err(Refusal::Error(e)));
-                    }
-                }
-                Expiry::Read(ctx) => {
-                    if let Some(r) = self.reads.remove(&ctx) {
-                        let e = ApiError::unknown("deadline passed before the read was confirmed");
-                        let _ = r.reply.send(Err(Refusal::Error(e)));
-                    }
-                }
-            }
+    /// Replaces the state machine by a snapshot the leader sent.
+    fn restore(&mut self, s: &Snapshot) -> Result<(), NodeError> {
+        let kv = Kv::decode(&s.data).map_err(|e| NodeError::BadSnapshot {
+            index: s.meta.index,
+            why: e.to_string(),
+        })?;
+        self.kv = kv;
+        self.kv.applied = s.meta.index;
+        let peers: Vec<(u64, String)> = self.kv.peers.clone().into_iter().collect();
+        for (id, a) in peers {
+            self.learn_peer(id, &a);
         }
+        Ok(())
     }
 
     async fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
@@ -822,98 +525,5 @@ impl Driver {
             Err(e) => tracing::debug!("no snapshot: {e}"),
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A follower's batch that adopts a new term and appends entries of it, cut by a SIGKILL
-    /// at every byte: whatever prefix survives, the node restarts (the core refuses a log
-    /// whose last term is ahead of the persisted term, so the hard state must come first).
-    #[test]
-    fn every_torn_prefix_of_a_new_term_batch_restarts() {
-        let dir = std::env::temp_dir().join(format!("cluster-node-torn-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let opts = storage::Options {
-            fsync: false,
-            segment_bytes: 1 << 20,
-        };
-        let (mut st, _) = Storage::open(&dir, opts.clone()).unwrap();
-        let entry = |index, term| raft::Entry {
-            index,
-            term,
-            kind: EntryKind::Normal(vec![7; 300]),
-        };
-        let first = Ready {
-            hard_state: Some(raft::HardState {
-                term: 1,
-                vote: Some(2),
-                commit: 0,
-            }),
-            entries: vec![entry(1, 1)],
-            ..Ready::default()
-        };
-        assert!(stage_ready(&mut st, &first).unwrap());
-        st.sync().unwrap();
-        let seg = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "wal"))
-            .unwrap();
-        let base = std::fs::metadata(&seg).unwrap().len() as usize;
-        let second = Ready {
-            hard_state: Some(raft::HardState {
-                term: 2,
-                vote: None,
-                commit: 1,
-            }),
-            entries: (2..6).map(|i| entry(i, 2)).collect(),
-            ..Ready::default()
-        };
-        assert!(stage_ready(&mut st, &second).unwrap());
-        st.sync().unwrap();
-        drop(st);
-        let full = std::fs::read(&seg).unwrap();
-        for cut in base..=full.len() {
-            std::fs::write(&seg, &full[..cut]).unwrap();
-            let (st, rec) = Storage::open(&dir, opts.clone()).unwrap();
-            let (persisted, _) = recover(&st, rec.snapshot_data).unwrap();
-            let cfg = Config::new(1, [1, 2, 3]);
-            if let Err(e) = raft::Node::new(cfg, persisted) {
-                panic!("cut at byte {cut} of {}: restart refused: {e}", full.len());
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_commit_only_hard_state_needs_no_fsync() {
-        let dir = std::env::temp_dir().join(format!("cluster-node-commit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let (mut st, _) = Storage::open(&dir, storage::Options::default()).unwrap();
-        let vote = Ready {
-            hard_state: Some(raft::HardState {
-                term: 3,
-                vote: Some(1),
-                commit: 0,
-            }),
-            ..Ready::default()
-        };
-        assert!(
-            stage_ready(&mut st, &vote).unwrap(),
-            "a vote must be durable"
-        );
-        let commit = Ready {
-            hard_state: Some(raft::HardState {
-                term: 3,
-                vote: Some(1),
-                commit: 5,
-            }),
-            ..Ready::default()
-        };
-        assert!(!stage_ready(&mut st, &commit).unwrap());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
