@@ -1,6 +1,20 @@
-//! Binary encodings of the core's types that the node stores: entry payloads (the WAL) and
-//! memberships (snapshot metadata). Peer messages use the core's own codec.
+//! The node's byte encodings: the one [`Reader`] every decoder of the node uses, the
+//! encodings of the core's types that the node stores (entry payloads in the WAL, memberships
+//! in snapshot metadata), and the map of which encoding each thing uses.
 //!
+//! | what | encoding | where |
+//! |---|---|---|
+//! | WAL record framing (length, kind, checksums) | fixed little-endian header, CRC32C | `storage/record.rs` |
+//! | WAL entry payload (entry kind and command) | [`put_kind`] / [`get_kind`] | here |
+//! | membership in snapshot metadata | [`put_membership`] / [`get_membership`] | here |
+//! | snapshot file header | fixed little-endian header, CRC32C | `storage/snapshot.rs` |
+//! | client command inside a normal entry | `Command::encode` / `decode` | `kv.rs` |
+//! | state machine snapshot (the key-value map) | `Kv::encode` / `decode` | `kv.rs` |
+//! | peer stream frames (messages, forwards, answers, pieces) | length-prefixed sections | `wire.rs` |
+//! | Raft messages inside a frame | the core's codec ([`raft::encode_messages`]) | `cluster/raft` |
+//! | client API | JSON over HTTP/1.1 (`cluster/API.md`) | `api.rs`, `http.rs` |
+//!
+//! All integers are little-endian; strings are a `u32` length and UTF-8 bytes (`put_str`).
 //! The storage format belongs to the node, so it is encoded here even though the core has a
 //! codec of its own: a change in the core's wire format must not silently change what an
 //! existing data directory means. Every decoder checks lengths and tags and returns an error,
@@ -20,7 +34,8 @@ pub struct CodecError {
     pub at: usize,
 }
 
-/// A cursor over bytes being decoded.
+/// A cursor over bytes being decoded that fails instead of panicking: the one reader of the
+/// node (entry payloads, memberships, commands, snapshots, peer frames).
 pub struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
@@ -31,19 +46,22 @@ impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf, at: 0 }
     }
-    fn err(&self, what: &'static str) -> CodecError {
+    pub(crate) fn err(&self, what: &'static str) -> CodecError {
         CodecError { what, at: self.at }
     }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
+    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
         let end = self.at.checked_add(n).ok_or_else(|| self.err(what))?;
         let s = self.buf.get(self.at..end).ok_or_else(|| self.err(what))?;
         self.at = end;
         Ok(s)
     }
-    fn u8(&mut self, what: &'static str) -> Result<u8, CodecError> {
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, CodecError> {
         Ok(self.take(1, what)?[0])
     }
-    fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, CodecError> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+    }
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
         Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
     }
     fn bool(&mut self, what: &'static str) -> Result<bool, CodecError> {
@@ -58,21 +76,38 @@ impl<'a> Reader<'a> {
         let n = usize::try_from(n).map_err(|_| self.err(what))?;
         Ok(self.take(n, what)?.to_vec())
     }
+    /// A string written by [`put_str`].
+    pub(crate) fn str(&mut self, what: &'static str) -> Result<String, CodecError> {
+        let n = self.u32(what)? as usize;
+        let at = self.at;
+        let b = self.take(n, what)?;
+        String::from_utf8(b.to_vec()).map_err(|_| CodecError { what, at })
+    }
     fn ids(&mut self, what: &'static str) -> Result<BTreeSet<u64>, CodecError> {
         let n = self.u64(what)?;
-        if n > (self.buf.len() - self.at) as u64 / 8 {
+        if n > self.remaining() as u64 / 8 {
             return Err(self.err(what));
         }
         (0..n).map(|_| self.u64(what)).collect()
     }
+    /// Bytes not yet read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.at
+    }
     /// Fails unless every byte was consumed.
     pub fn finish(&self, what: &'static str) -> Result<(), CodecError> {
-        if self.at == self.buf.len() {
+        if self.remaining() == 0 {
             Ok(())
         } else {
             Err(self.err(what))
         }
     }
+}
+
+/// Writes a string as a `u32` length and its bytes (commands, snapshots, peer frames).
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
 }
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::{put_str, CodecError, Reader};
+
 /// A state-changing client command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -54,19 +56,6 @@ pub enum Outcome {
     Appended(String),
 }
 
-/// Why a command's bytes do not decode.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
-    /// Bytes ran out, an unknown tag, or a string that is not UTF-8.
-    #[error("malformed {what} at byte {at}")]
-    Malformed {
-        /// What was being decoded.
-        what: &'static str,
-        /// Where.
-        at: usize,
-    },
-}
-
 const TAG_PUT: u8 = 1;
 const TAG_CAS: u8 = 2;
 const TAG_CAS_ABSENT: u8 = 3;
@@ -111,7 +100,7 @@ impl Command {
     }
 
     /// Decodes what [`Command::encode`] wrote: (request id, command).
-    pub fn decode(buf: &[u8]) -> Result<(u64, Command), DecodeError> {
+    pub fn decode(buf: &[u8]) -> Result<(u64, Command), CodecError> {
         let mut r = Reader::new(buf);
         let id = r.u64("request id")?;
         let cmd = match r.u8("tag")? {
@@ -140,63 +129,6 @@ impl Command {
             _ => return Err(r.err("tag")),
         };
         Ok((id, cmd))
-    }
-}
-
-/// Writes a string as a `u32` length and its bytes (commands, snapshots, peer frames).
-pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// A cursor over bytes being decoded that fails instead of panicking (commands, snapshots,
-/// peer frames).
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf, at: 0 }
-    }
-    fn err(&self, what: &'static str) -> DecodeError {
-        DecodeError::Malformed { what, at: self.at }
-    }
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let s = self
-            .buf
-            .get(self.at..self.at.checked_add(n).ok_or_else(|| self.err(what))?)
-            .ok_or_else(|| self.err(what))?;
-        self.at += n;
-        Ok(s)
-    }
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
-    }
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
-    }
-    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
-    }
-    pub(crate) fn str(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        let n = self.u32(what)? as usize;
-        let at = self.at;
-        let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Malformed { what, at })
-    }
-    /// Bytes not yet read.
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.at
-    }
-    /// Fails unless every byte was read.
-    pub(crate) fn done(&self, what: &'static str) -> Result<(), DecodeError> {
-        if self.remaining() == 0 {
-            Ok(())
-        } else {
-            Err(self.err(what))
-        }
     }
 }
 
@@ -272,7 +204,7 @@ impl Kv {
     }
 
     /// Decodes [`Kv::encode`].
-    pub fn decode(buf: &[u8]) -> Result<Kv, DecodeError> {
+    pub fn decode(buf: &[u8]) -> Result<Kv, CodecError> {
         let mut r = Reader::new(buf);
         let applied = r.u64("applied index")?;
         let n = r.u64("key count")?;
@@ -287,7 +219,7 @@ impl Kv {
             let id = r.u64("peer id")?;
             peers.insert(id, r.str("peer address")?);
         }
-        if r.at != buf.len() {
+        if r.remaining() != 0 {
             return Err(r.err("trailing bytes"));
         }
         Ok(Kv {

@@ -20,7 +20,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hyper::StatusCode;
 
 use crate::api::{Answer, ApiError, ClientOp, Refusal};
-use crate::kv::{put_str, Command, DecodeError, Reader};
+use crate::codec::{put_str, CodecError, Reader};
+use crate::kv::Command;
 
 /// Section tag: Raft messages.
 pub const RAFT: u8 = 1;
@@ -68,10 +69,9 @@ fn bad(what: &'static str) -> WireError {
     WireError::Malformed { what }
 }
 
-impl From<DecodeError> for WireError {
-    fn from(e: DecodeError) -> WireError {
-        let DecodeError::Malformed { what, .. } = e;
-        bad(what)
+impl From<CodecError> for WireError {
+    fn from(e: CodecError) -> WireError {
+        bad(e.what)
     }
 }
 
@@ -276,7 +276,7 @@ fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
         }
         _ => return Err(bad("answer tag")),
     };
-    c.done("answer")?;
+    c.finish("answer")?;
     Ok(res)
 }
 
@@ -294,7 +294,7 @@ fn records<'a>(body: &'a [u8], what: &'static str) -> Result<Vec<(u64, &'a [u8])
         let len = c.u32(what)? as usize;
         out.push((id, c.take(len, what)?));
     }
-    c.done(what)?;
+    c.finish(what)?;
     Ok(out)
 }
 
@@ -396,7 +396,7 @@ impl Assembler {
             len.checked_sub(1).ok_or_else(|| bad("piece length"))?,
             "piece",
         )?;
-        c.done("piece")?;
+        c.finish("piece")?;
         let total = self.partial.len() + part.len();
         if total > ASSEMBLED_LIMIT {
             return Err(WireError::AssembledTooLarge(total));
