@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+pub mod append;
 pub mod generate;
 mod memo;
 pub mod model;
