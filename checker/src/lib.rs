@@ -34,14 +34,14 @@ mod memo;
 pub mod model;
 pub mod model_check;
 pub mod oracle;
+mod outcome;
 mod prepare;
-mod report;
 mod run;
 mod search;
 pub mod txn;
 mod witness;
 
-pub use report::{
+pub use outcome::{
     Blocked, Counterexample, KeyReport, OpSummary, PartialLinearization, Report, Step,
     UnknownReason, Verdict,
 };
