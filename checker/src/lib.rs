@@ -28,19 +28,20 @@
 
 #![deny(missing_docs)]
 
+pub mod append;
 pub mod generate;
 mod memo;
 pub mod model;
 pub mod model_check;
 pub mod oracle;
+mod outcome;
 mod prepare;
-mod report;
 mod run;
 mod search;
 pub mod txn;
 mod witness;
 
-pub use report::{
+pub use outcome::{
     Blocked, Counterexample, KeyReport, OpSummary, PartialLinearization, Report, Step,
     UnknownReason, Verdict,
 };

@@ -1,12 +1,13 @@
 //! The `checker` command line: `check` histories for linearizability, `bench` the checker.
 //!
-//! Exit codes of `check`: 0 every file linearizable, 1 some file not linearizable, 2 bad
-//! input or usage (a file that cannot be read or checked wins over any verdict), 3 some
-//! file unknown (budget spent) and none not linearizable.
+//! Exit codes of `check`: 0 every file linearizable, 1 some file not linearizable or with an
+//! append anomaly, 2 bad input or usage (a file that cannot be read or checked wins over any
+//! verdict), 3 some file unknown (budget spent) and none of the above.
 
 mod bench;
 
 use anyhow::Result;
+use checker::append::{self, AppendReport};
 use checker::{try_check, ModelKind, Options, Report, Verdict};
 use clap::{Parser, Subcommand};
 use histories::Format;
@@ -26,7 +27,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Check history files; prints a verdict line per file and a counterexample for each
-    /// key that is not linearizable. Exit 0 linearizable, 1 not, 2 bad input, 3 unknown.
+    /// key that is not linearizable, then, for a history with appends, the append anomalies
+    /// (lost write, not a prefix, diverged, duplicate, failed but present, phantom). Exit 0
+    /// linearizable, 1 not linearizable or an append anomaly, 2 bad input, 3 unknown.
     Check(CheckArgs),
     /// Time the checker on the shared corpus and on generated histories (check time only,
     /// best of N), and print per-file times.
@@ -108,7 +111,8 @@ struct CheckArgs {
     /// Keys searched in parallel (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Print one JSON object per file (the full report) instead of text.
+    /// Print one JSON object per file (the full report, and `append` for a history with
+    /// appends) instead of text.
     #[arg(long)]
     json: bool,
     /// Also write a self-contained HTML report (timeline, latency, counterexample) to this
@@ -153,9 +157,10 @@ pub(crate) fn read(path: &Path, format: Format) -> Result<(histories::History, F
     Ok((history, format))
 }
 
-/// The outcome of one file: a report, or why there is none.
+/// The outcome of one file: a report (and the append checks' for a history with appends),
+/// or why there is none.
 enum FileResult {
-    Checked(Report),
+    Checked(Report, Option<AppendReport>),
     Bad(String),
 }
 
@@ -165,6 +170,8 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
         Err(e) => return FileResult::Bad(e),
     };
     let (model, initial) = defaults(format);
+    // Before nil reads become unknown: the append checks read an `ok` nil as empty.
+    let appends = append::has_appends(&history).then(|| append::check_append(&history));
     let nil_unknown = match args.nil_reads.as_deref() {
         Some(n) => n == "unknown",
         None => format == Format::Edn,
@@ -187,7 +194,7 @@ fn check_file(path: &Path, args: &CheckArgs) -> FileResult {
             .map(|o| write_html(o, path, &history, &report))
         {
             Some(Err(e)) => FileResult::Bad(e),
-            _ => FileResult::Checked(report),
+            _ => FileResult::Checked(report, appends),
         },
         Err(e) => FileResult::Bad(format!("{}: {e}", path.display())),
     }
@@ -212,7 +219,7 @@ fn write_html(
     report::write(out, &page).map_err(|e| format!("writing the HTML report: {e}"))
 }
 
-fn print_text(path: &Path, report: &Report) {
+fn print_text(path: &Path, report: &Report, appends: Option<&AppendReport>) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let keys = report.keys.len();
@@ -246,6 +253,29 @@ fn print_text(path: &Path, report: &Report) {
             .unwrap_or_default();
         let _ = writeln!(out, "    key {key}: unknown: {why}");
     }
+    if let Some(a) = appends {
+        let _ = writeln!(
+            out,
+            "    append: {} acknowledged appends over {} keys, {} anomalies",
+            a.acknowledged,
+            a.keys,
+            a.anomalies.len()
+        );
+        for an in &a.anomalies {
+            let _ = writeln!(
+                out,
+                "      {}",
+                serde_json::to_string(an).unwrap_or_default()
+            );
+        }
+        if !a.keys_without_final_read.is_empty() {
+            let _ = writeln!(
+                out,
+                "      lost writes not checked (no successful read) on keys {}",
+                a.keys_without_final_read.join(", ")
+            );
+        }
+    }
     emit(&out);
 }
 
@@ -277,15 +307,21 @@ fn run_check(args: &CheckArgs) -> u8 {
                 }
                 2
             }
-            FileResult::Checked(report) => {
+            FileResult::Checked(report, appends) => {
                 if args.json {
-                    emit(&format!("{}\n", json!({"file": path, "report": report})));
+                    let mut line = json!({"file": path, "report": report});
+                    if let Some(a) = &appends {
+                        line["append"] = json!(a);
+                    }
+                    emit(&format!("{line}\n"));
                 } else {
-                    print_text(path, &report);
+                    print_text(path, &report, appends.as_ref());
                 }
+                let anomaly = appends.as_ref().is_some_and(|a| !a.valid());
                 match report.verdict {
-                    Verdict::Linearizable => 0,
                     Verdict::NotLinearizable => 1,
+                    _ if anomaly => 1,
+                    Verdict::Linearizable => 0,
                     Verdict::Unknown => 3,
                 }
             }

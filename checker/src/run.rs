@@ -9,11 +9,11 @@
 //! others poll, and they stop with `Unknown (stopped)`.
 
 use crate::model::SequentialModel;
-use crate::prepare::{cell_history, text_history, KeyHistory};
-use crate::report::{
+use crate::outcome::{
     summaries, Blocked, Counterexample, KeyReport, PartialLinearization, Report, Step,
     UnknownReason, Verdict,
 };
+use crate::prepare::{cell_history, text_history, KeyHistory};
 use crate::search::{search, Budget, Cut, Outcome};
 use crate::{CheckError, ModelKind, Options};
 use histories::{History, Key, Operation, Status, F};

@@ -1,6 +1,8 @@
 //! The `checker` binary on files a user might hand it (issue 15): a byte order mark, bytes
-//! that are not UTF-8.
+//! that are not UTF-8; and the append anomalies it reports on a recorded append history.
 
+use histories::Format;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -109,4 +111,92 @@ fn convert_round_trips_corpus_files_through_jsonl_and_edn() {
         };
         assert_eq!(verdict(f), verdict(&edn), "{}", f.display());
     }
+}
+
+/// A recorded append history (JSON Lines, as the nemesis writes it) with a planted lost
+/// write: process 3's append of `2` is acknowledged, and the read that starts afterwards has
+/// only `1`.
+const LOST_WRITE: &str = r#"{"process":0,"type":"invoke","f":"append","key":"k","value":"1,","time":0}
+{"process":0,"type":"ok","f":"append","key":"k","value":"1,","time":1000}
+{"process":3,"type":"invoke","f":"append","key":"k","value":"2,","time":2000}
+{"process":3,"type":"ok","f":"append","key":"k","value":"2,","time":3000}
+{"process":1,"type":"invoke","f":"read","key":"k","value":null,"time":4000}
+{"process":1,"type":"ok","f":"read","key":"k","value":"1,","time":5000}
+"#;
+
+fn check_json(path: &PathBuf) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .args(["check", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let line = serde_json::from_slice(&out.stdout).unwrap();
+    (out.status.code().unwrap_or(-1), line)
+}
+
+#[test]
+fn a_planted_lost_write_is_reported_after_the_verdict_as_the_nemesis_reports_it() {
+    let path = file("lost-write.jsonl", LOST_WRITE.as_bytes());
+    let (code, text) = check(&path);
+    assert_eq!(code, 1, "{text}");
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().contains(": not linearizable"),
+        "{text}"
+    );
+    let append = text.find("append: 2 acknowledged appends over 1 keys, 1 anomalies");
+    assert!(append.is_some(), "{text}");
+    let lost = &text[append.unwrap()..];
+    assert!(
+        lost.contains(r#"{"kind":"lost-write","key":"k","element":"2","process":3,"#),
+        "{text}"
+    );
+
+    // --json carries the same list the nemesis gets from `checker::append::check_append`.
+    let (code, line) = check_json(&path);
+    assert_eq!(code, 1);
+    let history = histories::read_str(LOST_WRITE, Format::Jsonl, "lost-write").unwrap();
+    let nemesis = checker::append::check_append(&history);
+    assert_eq!(nemesis.anomalies.len(), 1);
+    assert_eq!(line["append"]["anomalies"], json!(nemesis.anomalies));
+    assert_eq!(line["append"]["anomalies"][0]["acked_ns"], 3000);
+}
+
+/// An anomaly alone makes the exit code 1: a retried append read twice is linearizable
+/// under the kv model (two appends of `1,` give `1,1,`) but a duplicate element.
+#[test]
+fn an_append_anomaly_in_a_linearizable_history_exits_1() {
+    let dup = r#"{"process":0,"type":"invoke","f":"append","key":"k","value":"1,"}
+{"process":0,"type":"ok","f":"append","key":"k","value":"1,"}
+{"process":1,"type":"invoke","f":"append","key":"k","value":"1,"}
+{"process":1,"type":"ok","f":"append","key":"k","value":"1,"}
+{"process":2,"type":"invoke","f":"read","key":"k","value":null}
+{"process":2,"type":"ok","f":"read","key":"k","value":"1,1,"}
+"#;
+    let (code, line) = check_json(&file("duplicate.jsonl", dup.as_bytes()));
+    assert_eq!(code, 1, "{line}");
+    assert_eq!(line["report"]["verdict"], "linearizable", "{line}");
+    assert_eq!(
+        line["append"]["anomalies"][0]["kind"], "duplicate",
+        "{line}"
+    );
+
+    // Without the second append of `1,` (the read a clean prefix) the file passes.
+    let clean: String = dup
+        .lines()
+        .filter(|l| !l.contains(r#""process":1,"#))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let clean = clean.replace("1,1,", "1,");
+    let (code, text) = check(&file("clean-append.jsonl", clean.as_bytes()));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("append: 1 acknowledged appends over 1 keys, 0 anomalies"),
+        "{text}"
+    );
+
+    // A history without appends has no append section.
+    let (code, line) = check_json(&file("register.jsonl", HISTORY.as_bytes()));
+    assert_eq!(code, 0);
+    assert!(line.get("append").is_none(), "{line}");
 }

@@ -1,7 +1,7 @@
 //! A test run: start the cluster, drive clients while the nemesis attacks, heal and read
 //! every key, check the history, write `results.json` and `summary.txt`.
 
-use crate::checks::{self, AppendReport, Stats};
+use crate::checks::{self, Stats};
 use crate::client::{Http, Op, Outcome};
 use crate::faults::{Nemesis, Plan};
 use crate::linear::{self, Linearizability};
@@ -11,6 +11,7 @@ use crate::sut::{self, etcd::Etcd, raft::Raft, Processes, Target};
 use crate::workload::{self, append::Append, register::Register, Generator, WorkerCtx};
 use crate::{rundir, EtcdReads, NetChoice, RunArgs, SystemArgs, TargetKind, WorkloadKind};
 use anyhow::{bail, Context, Result};
+use checker::append::AppendReport;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -450,7 +451,8 @@ fn check_and_report(
         .context("the recorded history is malformed (a runner bug)")?;
     let stats = checks::stats(&history);
     let lin = linear::check(&history, Duration::from_secs(args.check_time_limit));
-    let append = (args.workload == WorkloadKind::Append).then(|| checks::check_append(&history));
+    let append =
+        (args.workload == WorkloadKind::Append).then(|| checker::append::check_append(&history));
     let mut verdict = match lin.verdict {
         checker::Verdict::Linearizable => Verdict::Valid,
         checker::Verdict::NotLinearizable => Verdict::Invalid,

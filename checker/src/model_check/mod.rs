@@ -32,7 +32,7 @@ pub use state::{Msg, NodeState, Timer};
 use actor::{ClientActor, NodeActor};
 use properties::{with_properties, CANCELLED, COMMITTED};
 use raft::{Bugs, Config};
-use register::History;
+use register::RegisterHistory;
 use stateright::actor::{LossyNetwork, Network};
 use stateright::{Checker, HasDiscoveries, Model};
 use std::time::{Duration, Instant};
@@ -200,7 +200,7 @@ impl Bounds {
         } else {
             ((n - 1) / 2).max(1)
         };
-        let model = RaftModel::new(cfg, History::new(clients))
+        let model = RaftModel::new(cfg, RegisterHistory::new(clients))
             .actors(actors)
             .init_network(network)
             .lossy_network(if self.lossy {

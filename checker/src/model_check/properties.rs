@@ -9,7 +9,7 @@
 //! counterexample to say what broke.
 
 use super::actor::RaftActor;
-use super::register::History;
+use super::register::RegisterHistory;
 use super::state::{Broken, NodeState, State};
 use raft::testkit::{self, Safety};
 use raft::{NodeId, Role};
@@ -58,9 +58,9 @@ impl PartialEq for Cancel {
 impl Eq for Cancel {}
 
 /// The stateright model.
-pub type RaftModel = ActorModel<RaftActor, ModelCfg, History>;
+pub type RaftModel = ActorModel<RaftActor, ModelCfg, RegisterHistory>;
 /// One state of it.
-pub type RaftState = ActorModelState<RaftActor, History>;
+pub type RaftState = ActorModelState<RaftActor, RegisterHistory>;
 
 /// The node actors' states with their index and whether they are crashed (a crashed node's
 /// last state stays visible until it recovers).

@@ -69,7 +69,7 @@ impl SequentialSpec for CasRegister {
 /// The clients' operations: stateright's tester plus, per client, how many operations have
 /// returned (to tell a fresh reply from a duplicate, exactly as the client does).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct History {
+pub struct RegisterHistory {
     /// Invocations and returns, per client.
     pub tester: LinearizabilityTester<u8, CasRegister>,
     /// Operations returned, per client.
@@ -79,10 +79,10 @@ pub struct History {
     pub ops: Vec<Vec<(Op, Option<Ret>)>>,
 }
 
-impl History {
+impl RegisterHistory {
     /// An empty history for `clients` clients.
-    pub fn new(clients: usize) -> History {
-        History {
+    pub fn new(clients: usize) -> RegisterHistory {
+        RegisterHistory {
             tester: LinearizabilityTester::new(CasRegister::default()),
             returned: vec![0; clients],
             ops: vec![Vec::new(); clients],
@@ -115,7 +115,7 @@ impl History {
     }
 
     /// Client `client` invokes `op`.
-    pub fn invoke(&self, client: usize, op: Op) -> History {
+    pub fn invoke(&self, client: usize, op: Op) -> RegisterHistory {
         let mut h = self.clone();
         // An invocation while one is in flight would be a bug of the model's client.
         h.tester
@@ -127,7 +127,7 @@ impl History {
 
     /// Client `client` got `ret` for its operation `seq`: the return, if it is the one the
     /// client waits for (not a duplicate or a late reply).
-    pub fn ret(&self, client: usize, seq: u8, ret: Ret) -> Option<History> {
+    pub fn ret(&self, client: usize, seq: u8, ret: Ret) -> Option<RegisterHistory> {
         if self.returned.get(client) != Some(&seq) {
             return None;
         }

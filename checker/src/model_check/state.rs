@@ -2,7 +2,7 @@
 //! what it saved, its history variables), what a client holds, and what travels between
 //! them. Below the actors; nothing here drives the core.
 
-use super::register::{self, History, Op, Ret, Value};
+use super::register::{self, Op, RegisterHistory, Ret, Value};
 use raft::testkit::{Disk, Safety};
 use raft::{Message, Node, Role};
 use stateright::actor::{ActorModelAction, Envelope, Id};
@@ -322,7 +322,11 @@ impl NodeState {
 
 /// A client sent a request: the invocation, recorded once although the request goes to
 /// every node (on the copy to the first node).
-pub fn record_send(history: &History, nodes: usize, env: Envelope<&Msg>) -> Option<History> {
+pub fn record_send(
+    history: &RegisterHistory,
+    nodes: usize,
+    env: Envelope<&Msg>,
+) -> Option<RegisterHistory> {
     let Msg::Request { op, .. } = env.msg else {
         return None;
     };
@@ -333,7 +337,11 @@ pub fn record_send(history: &History, nodes: usize, env: Envelope<&Msg>) -> Opti
 }
 
 /// A reply reached a client: the return, if it is the one the client waits for.
-pub fn record_receive(history: &History, nodes: usize, env: Envelope<&Msg>) -> Option<History> {
+pub fn record_receive(
+    history: &RegisterHistory,
+    nodes: usize,
+    env: Envelope<&Msg>,
+) -> Option<RegisterHistory> {
     let Msg::Reply { seq, ret } = env.msg else {
         return None;
     };

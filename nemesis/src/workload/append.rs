@@ -40,11 +40,6 @@ pub fn element(n: u64) -> String {
     format!("{n},")
 }
 
-/// Splits a value into its elements (`"1,2,"` → `["1", "2"]`).
-pub fn elements(value: &str) -> Vec<&str> {
-    value.split(',').filter(|s| !s.is_empty()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,7 +60,5 @@ mod tests {
             }
         }
         assert!(!seen.is_empty());
-        assert_eq!(elements("1,22,3,"), vec!["1", "22", "3"]);
-        assert!(elements("").is_empty());
     }
 }

@@ -1,6 +1,9 @@
 //! What a check returns: the verdict, one report per key, and for a key that is not
 //! linearizable a counterexample kept as data (op ids into `History::operations`, states as
 //! JSON) so that an HTML report can draw it, plus [`Counterexample::explain`] as plain text.
+//!
+//! (Named `outcome`, not `report`, so that `report` means one thing: the crate that draws
+//! the HTML pages.)
 
 use histories::{History, Key, Operation, Status};
 use serde::Serialize;
