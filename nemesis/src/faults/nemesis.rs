@@ -154,6 +154,17 @@ impl Nemesis {
                     json!({"who": who.name(), "nodes": nodes}),
                 )
             }
+            Fault::PowerLoss(who) => {
+                let nodes = pick(who, &ids, leader, rng);
+                let mut files = 0;
+                for &n in &nodes {
+                    files += lock(&self.cluster).power_loss(n)?;
+                }
+                (
+                    Undo::Restart(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes, "files_rolled_back": files}),
+                )
+            }
             Fault::Pause(who) => {
                 let nodes = pick(who, &ids, leader, rng);
                 self.each(&nodes, Processes::pause)?;
