@@ -366,4 +366,23 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn power_losses_only_when_allowed_and_then_majorities_among_them() {
+        let mix = Mix::draw(4, true);
+        let steps = hunt(4, &mix, Duration::from_secs(600));
+        assert!(steps.iter().all(|s| s.fault.family() != "power-loss"));
+        let mut powered = mix.clone();
+        powered.allow_power(4);
+        powered.allow_power(4);
+        assert_eq!(powered.weights.len(), mix.weights.len() + 1);
+        assert!(powered.to_string().contains("power-loss"));
+        let steps = hunt(4, &powered, Duration::from_secs(600));
+        assert!(steps
+            .iter()
+            .any(|s| s.fault == Fault::PowerLoss(Who::Majority)));
+        assert!(steps
+            .iter()
+            .any(|s| s.fault == Fault::PowerLoss(Who::Leader)));
+    }
 }
