@@ -461,32 +461,32 @@ fn fuse_available() -> bool {
     nix::unistd::geteuid().is_root() && Path::new("/dev/fuse").exists()
 }
 
+/// A 15 s run of power losses only (`POWER_SEED`), with `extra` arguments; `None` when
+/// FUSE is not available here (the test is skipped with a message).
+fn power_run(name: &str, extra: &[&str]) -> Option<(PathBuf, Run)> {
+    if !fuse_available() {
+        eprintln!("skipped: power losses need root and /dev/fuse");
+        return None;
+    }
+    let dir = run_dir(name);
+    let mut args = RAFT.to_vec();
+    args.extend("--time-limit 15 --fault-interval 1.5 --faults power-loss".split(' '));
+    args.extend(["--seed", POWER_SEED]);
+    args.extend(extra);
+    let run = nemesis(&dir, &args);
+    Some((dir, run))
+}
+
 /// Power losses (kill, lose every unsynced write, restart) on the correct cluster: it
 /// fsyncs before it acknowledges, so the history stays valid and nothing is lost; and the
 /// run leaves no mount behind.
 #[test]
 fn raft_survives_power_losses() {
-    if !fuse_available() {
-        eprintln!("skipped: power losses need root and /dev/fuse");
-        return;
-    }
     let _lock = serialize();
-    let dir = run_dir("power");
-    let mut args = RAFT.to_vec();
-    args.extend([
-        "--time-limit",
-        "15",
-        "--fault-interval",
-        "1.5",
-        "--faults",
-        "power-loss",
-        "--seed",
-        POWER_SEED,
-    ]);
-    let Run {
-        code, results: r, ..
-    } = nemesis(&dir, &args);
-    assert_valid_with_no_lost_write(code, &r);
+    let Some((dir, run)) = power_run("power", &[]) else {
+        return;
+    };
+    assert_valid_with_no_lost_write(run.code, &run.results);
     assert_eq!(fault_families(&dir), ["power-loss"]);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(dir.to_str().unwrap()), "a mount was left");
@@ -497,30 +497,12 @@ fn raft_survives_power_losses() {
 /// take acknowledged entries with them and the run comes out invalid.
 #[test]
 fn power_loss_catches_no_fsync() {
-    if !fuse_available() {
-        eprintln!("skipped: power losses need root and /dev/fuse");
-        return;
-    }
     let _lock = serialize();
-    let dir = run_dir("power-no-fsync");
-    let mut args = RAFT.to_vec();
-    args.extend([
-        "--time-limit",
-        "15",
-        "--fault-interval",
-        "1.5",
-        "--faults",
-        "power-loss",
-        "--bug",
-        "no-fsync",
-        "--seed",
-        POWER_SEED,
-    ]);
-    let Run {
-        code, results: r, ..
-    } = nemesis(&dir, &args);
-    assert_eq!(r["verdict"], "invalid", "{r:#}");
-    assert_eq!(code, 1);
+    let Some((dir, run)) = power_run("power-no-fsync", &["--bug", "no-fsync"]) else {
+        return;
+    };
+    assert_eq!(run.results["verdict"], "invalid", "{:#}", run.results);
+    assert_eq!(run.code, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

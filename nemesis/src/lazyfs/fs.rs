@@ -147,6 +147,26 @@ impl Lazy {
     fn s(&self) -> MutexGuard<'_, Shared> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Unlink or rmdir: `op` on the backing path, then the inode and its record are gone.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEmpty,
+        op: fn(&Path) -> io::Result<()>,
+    ) {
+        let mut s = self.s();
+        let r = s.child(parent, name).and_then(|rel| {
+            op(&s.backing.join(&rel)).map_err(errno)?;
+            s.gone(&rel);
+            Ok(())
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
 }
 
 fn errno(e: io::Error) -> Errno {
@@ -234,29 +254,11 @@ impl Filesystem for Lazy {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut s = self.s();
-        let r = s.child(parent, name).and_then(|rel| {
-            std::fs::remove_file(s.backing.join(&rel)).map_err(errno)?;
-            s.gone(&rel);
-            Ok(())
-        });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, reply, |p| std::fs::remove_file(p));
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut s = self.s();
-        let r = s.child(parent, name).and_then(|rel| {
-            std::fs::remove_dir(s.backing.join(&rel)).map_err(errno)?;
-            s.gone(&rel);
-            Ok(())
-        });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, reply, |p| std::fs::remove_dir(p));
     }
 
     fn rename(
