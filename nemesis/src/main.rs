@@ -8,6 +8,7 @@ mod bench;
 mod checks;
 mod client;
 mod faults;
+mod lazyfs;
 mod linear;
 mod net;
 mod progress;

@@ -4,6 +4,7 @@
 use crate::checks::{self, Stats};
 use crate::client::{Http, Op, Outcome};
 use crate::faults::{Nemesis, Plan};
+use crate::lazyfs;
 use crate::linear::{self, Linearizability};
 use crate::net::{self, Net, NetBackend};
 use crate::recorder::Recorder;
@@ -159,7 +160,6 @@ async fn run(args: RunArgs) -> Result<Verdict> {
     } else if faults.uses_links() {
         bail!("--faults link: only the proxy backend shapes links; add --net proxy");
     }
-    let faults_text = faults.describe(args.faults.as_deref());
     if args.system.target == TargetKind::Etcd && backend == Some(NetBackend::Proxy) {
         bail!("etcd cannot run behind the proxy backend (its member ids come from one shared --initial-cluster); use --net iptables as root");
     }
@@ -185,6 +185,12 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         Some(n) => n.peer_addr(from, to),
         None => direct[&to],
     })?;
+    let mut cluster = cluster;
+    if faults.wants_power() {
+        let power = power_mounts(&mut cluster, args.system.target, &dir);
+        faults.allow_power(power, seed);
+    }
+    let faults_text = faults.describe(args.faults.as_deref());
     let rig = Rig {
         cluster: Arc::new(Mutex::new(cluster)),
         net: net.map(|n| Arc::new(Mutex::new(n))),
@@ -261,6 +267,30 @@ async fn run(args: RunArgs) -> Result<Verdict> {
         bail!("interrupted; partial results in {}", dir.display());
     }
     Ok(report)
+}
+
+/// Mounts the nodes' lazy file systems when power losses can be played (root, /dev/fuse,
+/// our cluster), after unmounting mounts of ours left under the runs directory by a run
+/// that died. Returns whether power losses are on; says once why not.
+fn power_mounts(cluster: &mut Processes, target: TargetKind, dir: &std::path::Path) -> bool {
+    let why_not = if target != TargetKind::Raft {
+        "power-loss left out: only our cluster runs on the lazy file system".to_string()
+    } else if !lazyfs::available() {
+        "power-loss left out: it needs root and /dev/fuse".to_string()
+    } else {
+        for m in lazyfs::unmount_leftovers(dir.parent().unwrap_or(dir)) {
+            println!(
+                "nemesis: unmounted {} (left by an earlier run)",
+                m.display()
+            );
+        }
+        match cluster.mount_lazy() {
+            Ok(()) => return true,
+            Err(e) => format!("power-loss left out: mounting FUSE failed: {e:#}"),
+        }
+    };
+    println!("nemesis: {why_not}");
+    false
 }
 
 /// Sets `stop` (and `interrupted`) on SIGINT or SIGTERM, so that the run heals the

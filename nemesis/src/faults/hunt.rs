@@ -43,6 +43,9 @@ pub enum Episode {
     /// Delay (fixed or jittered), stall or reset the leader's links for 1-4 s, when the
     /// partition backend is the proxy.
     Link,
+    /// One to three power losses in a row (the leader, a minority or, half the time, a
+    /// majority), each restarted after 0.5-2 s, when FUSE is there ([`Fault::PowerLoss`]).
+    PowerLoss,
 }
 
 impl Episode {
@@ -66,6 +69,7 @@ impl Episode {
             Episode::Partition => "partition",
             Episode::Pause => "pause",
             Episode::Link => "link",
+            Episode::PowerLoss => "power-loss",
         }
     }
 
@@ -77,6 +81,7 @@ impl Episode {
             Episode::LagThenKillLeader | Episode::SplitMember => 2,
             Episode::Partition | Episode::Pause => 1,
             Episode::Link => 2,
+            Episode::PowerLoss => 3,
         }
     }
 
@@ -144,6 +149,21 @@ impl Episode {
                 let fault = *super::LINK_FAULTS.choose(rng).expect("four");
                 one(fault, secs(rng, 1.0, 4.0))
             }
+            // A majority that loses what it acknowledged is what a node that does not
+            // fsync cannot survive; one node or the leader alone can be repaired by the
+            // others, so those are there to catch lost votes and terms.
+            Episode::PowerLoss => (0..rng.gen_range(1..=3))
+                .map(|i| {
+                    let who = *[Who::Leader, Who::Minority, Who::Majority, Who::Majority]
+                        .choose(rng)
+                        .expect("four");
+                    Step {
+                        wait: if i == 0 { quiet } else { secs(rng, 0.5, 1.5) },
+                        hold: secs(rng, 0.5, 2.0),
+                        fault: Fault::PowerLoss(who),
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -186,6 +206,15 @@ impl Mix {
             let mut rng = StdRng::seed_from_u64(seed ^ 0x6c69_6e6b);
             let w = Episode::Link.base_weight() * rng.gen_range(1..=3);
             self.weights.push((Episode::Link, w));
+        }
+    }
+
+    /// Adds power-loss episodes (FUSE is there), weight drawn from `seed`.
+    pub fn allow_power(&mut self, seed: u64) {
+        if self.weights.iter().all(|(e, _)| *e != Episode::PowerLoss) {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x706f_7765);
+            let w = Episode::PowerLoss.base_weight() * rng.gen_range(1..=3);
+            self.weights.push((Episode::PowerLoss, w));
         }
     }
 
@@ -336,5 +365,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn power_losses_only_when_allowed_and_then_majorities_among_them() {
+        let mix = Mix::draw(4, true);
+        let steps = hunt(4, &mix, Duration::from_secs(600));
+        assert!(steps.iter().all(|s| s.fault.family() != "power-loss"));
+        let mut powered = mix.clone();
+        powered.allow_power(4);
+        powered.allow_power(4);
+        assert_eq!(powered.weights.len(), mix.weights.len() + 1);
+        assert!(powered.to_string().contains("power-loss"));
+        let steps = hunt(4, &powered, Duration::from_secs(600));
+        assert!(steps
+            .iter()
+            .any(|s| s.fault == Fault::PowerLoss(Who::Majority)));
+        assert!(steps
+            .iter()
+            .any(|s| s.fault == Fault::PowerLoss(Who::Leader)));
     }
 }

@@ -93,6 +93,14 @@ pub enum Fault {
     /// other side, heal, and restart it 1.5 s later (the default schedule's
     /// `lag-then-kill-leader`; see `Nemesis::kill_leader_then_heal` for why this order).
     LagThenKillLeader,
+    /// SIGKILL, then lose every write the node did not fsync (its data directory is a
+    /// lazy FUSE mount, [`crate::lazyfs`]), later restart it. Only with FUSE (root and
+    /// `/dev/fuse`) and our cluster.
+    ///
+    /// Why: a plain kill loses nothing the node wrote, since the kernel keeps it; only a
+    /// power loss shows whether the node fsyncs before it acknowledges (`--bug no-fsync`).
+    /// Several nodes at once (a majority) can lose an entry the cluster committed.
+    PowerLoss(Who),
 }
 
 impl Fault {
@@ -100,6 +108,7 @@ impl Fault {
     pub fn family(&self) -> &'static str {
         match self {
             Fault::Kill(_) => "kill",
+            Fault::PowerLoss(_) => "power-loss",
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
@@ -111,6 +120,7 @@ impl Fault {
     pub fn describe(&self) -> String {
         match self {
             Fault::Kill(w) => format!("kill {}", w.name()),
+            Fault::PowerLoss(w) => format!("power loss {}", w.name()),
             Fault::Pause(w) => format!("pause {}", w.name()),
             Fault::Partition(k) => format!("partition {}", k.name()),
             Fault::PauseIsolatedLeader => "pause and isolate leader".to_string(),
@@ -161,6 +171,25 @@ impl Plan {
     pub fn allow_links(&mut self, seed: u64) {
         if let Plan::Hunt(mix) = self {
             mix.allow_links(seed);
+        }
+    }
+
+    /// Whether power losses are asked for (`--faults power-loss`, or the default schedule,
+    /// which plays them when FUSE is there).
+    pub fn wants_power(&self) -> bool {
+        match self {
+            Plan::List(set) => set.power_loss,
+            Plan::Hunt(_) => true,
+        }
+    }
+
+    /// Power losses can be played (`true`: the hunt gets its episodes, weight drawn from
+    /// `seed`) or not (`false`: they are left out of a list).
+    pub fn allow_power(&mut self, ok: bool, seed: u64) {
+        match self {
+            Plan::Hunt(mix) if ok => mix.allow_power(seed),
+            Plan::List(set) if !ok => set.power_loss = false,
+            _ => {}
         }
     }
 
@@ -235,6 +264,9 @@ pub enum FaultKind {
     SplitMember,
     /// Delay (fixed or jittered), stall or reset the leader's links (proxy backend only).
     Link,
+    /// SIGKILL a minority, a majority or the leader and lose its unsynced writes; restart
+    /// it later (root, /dev/fuse and --target raft; left out otherwise).
+    PowerLoss,
     /// No fault at all.
     None,
 }
@@ -259,6 +291,8 @@ pub struct FaultSet {
     pub split_member: bool,
     /// delay, stall or reset the leader's links (`link`; proxy backend only)
     pub link: bool,
+    /// kill and lose unsynced writes (`power-loss`; FUSE only)
+    pub power_loss: bool,
 }
 
 impl FaultSet {
@@ -274,6 +308,7 @@ impl FaultSet {
                 FaultKind::Member => set.member = true,
                 FaultKind::SplitMember => set.split_member = true,
                 FaultKind::Link => set.link = true,
+                FaultKind::PowerLoss => set.power_loss = true,
                 FaultKind::None => {}
             }
         }
@@ -288,7 +323,8 @@ impl FaultSet {
             || self.isolate_leader
             || self.member
             || self.split_member
-            || self.link)
+            || self.link
+            || self.power_loss)
     }
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
@@ -323,6 +359,9 @@ impl FaultSet {
         }
         if self.link {
             v.extend(LINK_FAULTS);
+        }
+        if self.power_loss {
+            v.extend([Who::Minority, Who::Majority, Who::Leader].map(Fault::PowerLoss));
         }
         v
     }

@@ -154,6 +154,27 @@ impl Nemesis {
                     json!({"who": who.name(), "nodes": nodes}),
                 )
             }
+            Fault::PowerLoss(who) => {
+                let mut nodes = pick(who, &ids, leader, rng);
+                // A majority always takes the leader with it. Why: a leader that stays up
+                // repairs the followers' logs from its own, so what they lost comes back;
+                // without it, nodes that lost their logs (and votes) elect one of their
+                // own, which misses entries the cluster committed.
+                if let (Who::Majority, Some(l)) = (who, leader) {
+                    if !nodes.contains(&l) {
+                        nodes[0] = l;
+                        nodes.sort_unstable();
+                    }
+                }
+                let mut files = 0;
+                for &n in &nodes {
+                    files += lock(&self.cluster).power_loss(n)?;
+                }
+                (
+                    Undo::Restart(nodes.clone()),
+                    json!({"who": who.name(), "nodes": nodes, "files_rolled_back": files}),
+                )
+            }
             Fault::Pause(who) => {
                 let nodes = pick(who, &ids, leader, rng);
                 self.each(&nodes, Processes::pause)?;

@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod raft;
 
 use crate::client::{BoxFut, Http, KvClient};
+use crate::lazyfs::LazyFs;
 use crate::net::NodeNet;
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
@@ -111,11 +112,15 @@ struct NodeProc {
     uid: Option<u32>,
 }
 
-/// The processes of a running cluster. Dropping it kills every node it started.
+/// The processes of a running cluster. Dropping it kills every node it started, then
+/// unmounts their lazy file systems (fields drop after `drop` has run).
 pub struct Processes {
     target: Arc<dyn Target>,
     procs: Vec<NodeProc>,
     peers: BTreeMap<usize, BTreeMap<usize, SocketAddr>>,
+    /// Each node's lazy mount, when power losses are on.
+    mounts: BTreeMap<usize, LazyFs>,
+    dir: PathBuf,
 }
 
 impl Processes {
@@ -158,7 +163,38 @@ impl Processes {
             target,
             procs,
             peers,
+            mounts: BTreeMap::new(),
+            dir: dir.to_path_buf(),
         })
+    }
+
+    /// Mounts a lazy file system on every node's data directory, backed by `nN.backing`
+    /// beside it (before the nodes start). On failure, unmounts what it mounted.
+    pub fn mount_lazy(&mut self) -> Result<()> {
+        for p in &self.procs {
+            let backing = self.dir.join(format!("n{}.backing", p.id));
+            match LazyFs::mount(&p.data_dir, &backing) {
+                Ok(m) => {
+                    self.mounts.insert(p.id, m);
+                }
+                Err(e) => {
+                    self.mounts.clear();
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs node `id` and loses every write it did not fsync (its mount must exist).
+    /// Returns the number of files rolled back.
+    pub fn power_loss(&mut self, id: usize) -> Result<usize> {
+        self.kill(id)?;
+        let m = self
+            .mounts
+            .get(&id)
+            .with_context(|| format!("power loss of n{id} without a lazy mount"))?;
+        Ok(m.drop_unsynced()?)
     }
 
     /// The target.
