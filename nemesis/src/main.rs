@@ -184,8 +184,8 @@ pub struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Some(Command::Bench(args)) => bench::main(args).map(|()| run::Verdict::Valid),
-        Some(Command::Serve(args)) => serve(args).map(|()| run::Verdict::Valid),
+        Some(Command::Bench(args)) => bench::main(args).map(|()| run::RunVerdict::Valid),
+        Some(Command::Serve(args)) => serve(args).map(|()| run::RunVerdict::Valid),
         Some(Command::Run(args)) => run::main(args),
         None => run::main(cli.run),
     };

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// The outcome of a run, and its exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub enum RunVerdict {
     /// Every check passed (exit 0).
     Valid,
     /// A check found a violation (exit 1).
@@ -34,13 +34,13 @@ pub enum Verdict {
     Unknown,
 }
 
-impl Verdict {
+impl RunVerdict {
     /// 0 valid, 1 invalid, 3 unknown (2 is an error, decided in `main`).
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 3,
+            RunVerdict::Valid => 0,
+            RunVerdict::Invalid => 1,
+            RunVerdict::Unknown => 3,
         }
     }
 }
@@ -91,7 +91,7 @@ pub fn make_target(
 }
 
 /// Runs the test described by `args`.
-pub fn main(args: RunArgs) -> Result<Verdict> {
+pub fn main(args: RunArgs) -> Result<RunVerdict> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,7 +126,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn run(args: RunArgs) -> Result<Verdict> {
+async fn run(args: RunArgs) -> Result<RunVerdict> {
     if args.concurrency == 0 || args.keys == 0 || args.time_limit == 0 {
         bail!("--concurrency, --keys and --time-limit must be at least 1");
     }
@@ -449,7 +449,7 @@ async fn final_phase(
 /// Everything `results.json` holds.
 #[derive(Serialize)]
 struct Results {
-    verdict: Verdict,
+    verdict: RunVerdict,
     seed: u64,
     target: String,
     workload: String,
@@ -476,7 +476,7 @@ fn check_and_report(
     notes: Vec<String>,
     final_reads: BTreeMap<String, Value>,
     interrupted: bool,
-) -> Result<Verdict> {
+) -> Result<RunVerdict> {
     let history = histories::History::from_events(recorder.events())
         .context("the recorded history is malformed (a runner bug)")?;
     let stats = checks::stats(&history);
@@ -484,15 +484,15 @@ fn check_and_report(
     let append =
         (args.workload == WorkloadKind::Append).then(|| checker::append::check_append(&history));
     let mut verdict = match lin.verdict {
-        checker::Verdict::Linearizable => Verdict::Valid,
-        checker::Verdict::NotLinearizable => Verdict::Invalid,
-        checker::Verdict::Unknown => Verdict::Unknown,
+        checker::Verdict::Linearizable => RunVerdict::Valid,
+        checker::Verdict::NotLinearizable => RunVerdict::Invalid,
+        checker::Verdict::Unknown => RunVerdict::Unknown,
     };
     if let Some(a) = &append {
         if !a.valid() {
-            verdict = Verdict::Invalid;
-        } else if !a.keys_without_final_read.is_empty() && verdict == Verdict::Valid {
-            verdict = Verdict::Unknown;
+            verdict = RunVerdict::Invalid;
+        } else if !a.keys_without_final_read.is_empty() && verdict == RunVerdict::Valid {
+            verdict = RunVerdict::Unknown;
         }
     }
     let results = Results {
@@ -531,9 +531,9 @@ fn check_and_report(
 fn summary(r: &Results) -> String {
     let mut s = String::new();
     let verdict = match r.verdict {
-        Verdict::Valid => "VALID",
-        Verdict::Invalid => "INVALID",
-        Verdict::Unknown => "UNKNOWN",
+        RunVerdict::Valid => "VALID",
+        RunVerdict::Invalid => "INVALID",
+        RunVerdict::Unknown => "UNKNOWN",
     };
     s += &format!(
         "target {} ({} nodes{}), workload {}, {} clients, {} s, faults {}, seed {}\n",
