@@ -11,6 +11,7 @@
 //! | client command inside a normal entry | `Command::encode` / `decode` | `kv.rs` |
 //! | state machine snapshot (the key-value map) | `Kv::encode` / `decode` | `kv.rs` |
 //! | peer stream frames (messages, forwards, answers, pieces) | length-prefixed sections | `wire.rs` |
+//! | an error in an answer to a forwarded request | `ErrorKind` as a `u8` code (1 unavailable, 2 not leader, 3 unknown outcome, 4 bad request, 5 forbidden, 6 not found, 7 method not allowed, 8 too large; never an HTTP status) | `api.rs`, `wire.rs` |
 //! | Raft messages inside a frame | the core's codec ([`raft::encode_messages`]) | `cluster/raft` |
 //! | client API | JSON over HTTP/1.1 (`cluster/API.md`) | `api.rs`, `http.rs` |
 //!

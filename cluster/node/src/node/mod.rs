@@ -24,8 +24,10 @@
 //!   fsync. Safe because the follower acknowledgements that could commit those entries are
 //!   stepped into the core only on a later turn of this same loop, after the fsync returned;
 //!   votes and every other message still wait for the fsync.
-//! - **Deadlines.** Each waiting client has a deadline; an expired write is answered 504
-//!   (unknown outcome: it may still commit), an expired read 504 as well.
+//! - **Deadlines.** Each waiting client has a deadline; an expired write is answered
+//!   [`ErrorKind::Unknown`](crate::api::ErrorKind) (it may still commit), an expired read
+//!   the same. The loop answers in its own terms (`api::ErrorKind`); `http.rs` alone turns
+//!   them into HTTP statuses.
 
 mod admin;
 mod pending;
@@ -37,7 +39,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::StatusCode;
 use raft::{Bugs, Config, EntryKind, Message, MessageBody, Ready, Role, Snapshot};
 use tokio::sync::mpsc;
 
@@ -375,14 +376,13 @@ impl Driver {
         self.answer_reads();
         for ctx in &rd.dropped_reads {
             if let Some(r) = self.reads.remove(ctx) {
-                let e = ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, "leadership lost");
+                let e = ApiError::unavailable("leadership lost");
                 let _ = r.reply.send(Err(Refusal::Error(e)));
             }
         }
         for p in &rd.dropped_proposals {
             self.resolve(p.index, p.term, |_| {
-                Err(ApiError::definite(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                Err(ApiError::unavailable(
                     "proposal lost to another leader's entry (not applied)",
                 ))
             });

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use hyper::StatusCode;
 use raft::{ProposeError, ReadError};
 
 use super::Driver;
@@ -90,8 +89,7 @@ impl Driver {
         let res = if w.term == term {
             f(w.admin)
         } else {
-            Err(ApiError::definite(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Err(ApiError::unavailable(
                 "proposal lost to another leader's entry (not applied)",
             ))
         };
