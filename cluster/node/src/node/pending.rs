@@ -77,6 +77,8 @@ impl Driver {
         ));
     }
 
+    /// Answers the client waiting on the proposal at `index`, if it was made in `term`; a
+    /// different term means our proposal was replaced: definitely not applied.
     pub(super) fn resolve(
         &mut self,
         index: u64,
