@@ -152,7 +152,10 @@ fn check_key(
 ) -> KeyReport {
     let start = Instant::now();
     let text = opts.model == ModelKind::Kv && ops.iter().any(|o| o.f == F::Append);
-    let mut report = if budget.stop.load(Ordering::Relaxed) {
+    // A key started after the deadline is not even prepared (preparing is linear, but a
+    // history has many keys).
+    let late = budget.deadline.is_some_and(|d| start >= d);
+    let mut report = if budget.stop.load(Ordering::Relaxed) || late {
         KeyReport {
             key: key.clone(),
             ops: ops.len(),
@@ -162,7 +165,11 @@ fn check_key(
             states_explored: 0,
             memo_bytes: 0,
             counterexample: None,
-            unknown_reason: Some(UnknownReason::Stopped),
+            unknown_reason: Some(if late {
+                UnknownReason::TimeLimit
+            } else {
+                UnknownReason::Stopped
+            }),
         }
     } else if opts.model == ModelKind::Mutex {
         let as_cas = mutex_as_cas(ops);
