@@ -22,7 +22,9 @@
 //! vector of prefix lengths says exactly which they are. An entry stores that vector, 16
 //! bits a group when no group has 65,536 members: on the 565,000-op hot key of the skewed
 //! benchmark (2,800 indeterminate writes and cas over 30 groups) 8 words instead of 44, and
-//! the memo's size no longer grows with the number of indeterminate ops.
+//! the memo's size no longer grows with the number of indeterminate ops. A key with fewer
+//! indeterminate ops than that takes one bit per op instead (each group's members in a run,
+//! its first `used` set), whichever is smaller.
 //!
 //! **Memory is counted as allocated**, capacities rather than lengths, with room for the
 //! table's and the index's next doubling (old and new buffers coexist while they grow), and
@@ -148,6 +150,10 @@ pub(crate) struct Memo<M> {
     info_words: usize,
     /// Bits per group count: 16 or 32.
     count_bits: usize,
+    /// When packed counts would take more room than one bit per indeterminate op (a key
+    /// with a few of them but many kinds): the group sizes, and the counts are stored as
+    /// those bits instead, each group's members in a run with its first `used` set.
+    unary: Option<Vec<usize>>,
     scratch: Vec<u64>,
 }
 
@@ -171,9 +177,12 @@ impl<M: SequentialModel> Memo<M> {
         } else {
             32
         };
+        let packed = (group_sizes.len() * count_bits).div_ceil(64);
+        let bits = group_sizes.iter().sum::<usize>().div_ceil(64);
         Memo {
-            info_words: (group_sizes.len() * count_bits).div_ceil(64),
+            info_words: packed.min(bits),
             count_bits,
+            unary: (bits < packed).then(|| group_sizes.to_vec()),
             chunks: Vec::new(),
             at: Vec::new(),
             states: Vec::new(),
@@ -200,13 +209,25 @@ impl<M: SequentialModel> Memo<M> {
         let hash = bits.hash ^ state_hash(state) ^ if flag { FLAG_CODE } else { 0 };
         let mut scratch = std::mem::take(&mut self.scratch);
         bits.encode(flag, &mut scratch);
-        let per_word = 64 / self.count_bits;
-        for chunk in used.chunks(per_word) {
-            let word = chunk
-                .iter()
-                .enumerate()
-                .fold(0u64, |w, (k, &n)| w | (n as u64) << (k * self.count_bits));
-            scratch.push(word);
+        if let Some(sizes) = &self.unary {
+            let start = scratch.len();
+            scratch.resize(start + self.info_words, 0);
+            let mut run = start * 64;
+            for (&n, &size) in used.iter().zip(sizes) {
+                for b in run..run + n as usize {
+                    scratch[b / 64] |= 1 << (b % 64);
+                }
+                run += size;
+            }
+        } else {
+            let per_word = 64 / self.count_bits;
+            for chunk in used.chunks(per_word) {
+                let word = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |w, (k, &n)| w | (n as u64) << (k * self.count_bits));
+                scratch.push(word);
+            }
         }
         debug_assert_eq!(
             scratch.len(),
@@ -340,7 +361,7 @@ mod tests {
     #[test]
     fn group_counts_take_16_bits_each_unless_a_group_is_huge() {
         let bits = Bitset::new(&[false; 10]);
-        let mut small: Memo<Cell> = Memo::new(&[7; 30]);
+        let mut small: Memo<Cell> = Memo::new(&[100; 30]);
         assert_eq!(small.info_words, 8, "30 counts of 16 bits");
         assert!(small.insert(&bits, &[1; 30], &Cell(0), false));
         let mut counts = [1; 30];
@@ -349,6 +370,13 @@ mod tests {
             small.insert(&bits, &counts, &Cell(0), false),
             "the last count"
         );
+        let mut few: Memo<Cell> = Memo::new(&[1; 30]);
+        assert_eq!(few.info_words, 1, "30 ops in 30 groups: one bit each");
+        assert!(few.insert(&bits, &counts.map(|n| n.min(1)), &Cell(0), false));
+        let mut other = [1; 30];
+        other[29] = 0;
+        assert!(few.insert(&bits, &other, &Cell(0), false));
+        assert!(!few.insert(&bits, &other, &Cell(0), false));
         let mut big: Memo<Cell> = Memo::new(&[70_000, 1, 1]);
         assert_eq!(big.info_words, 2, "3 counts of 32 bits");
         assert!(big.insert(&bits, &[65_536, 0, 0], &Cell(0), false));
