@@ -32,6 +32,7 @@
 //! holds for the memo rather than estimating it.
 
 use crate::model::SequentialModel;
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use std::hash::{Hash, Hasher};
 
@@ -165,6 +166,16 @@ fn state_hash<M: Hash>(m: &M) -> u64 {
     splitmix(h.finish())
 }
 
+/// Entry `i`'s words: `at[i]` says where it starts, its header how long its window is, and
+/// `info_words` follow.
+fn entry_of<'a>(chunks: &'a [Vec<u64>], at: &[u64], info_words: usize, i: usize) -> &'a [u64] {
+    let at = at[i];
+    let chunk = &chunks[(at >> 32) as usize];
+    let off = (at & 0xFFFF_FFFF) as usize;
+    let len = 1 + ((chunk[off] & 0xFFFF_FFFF) >> 1) as usize + info_words;
+    &chunk[off..off + len]
+}
+
 /// Mixed into the hash of a flagged configuration.
 const FLAG_CODE: u64 = 0x5851_F42D_4C95_7F2D;
 
@@ -190,14 +201,6 @@ impl<M: SequentialModel> Memo<M> {
             heap_bytes: 0,
             scratch: Vec::new(),
         }
-    }
-
-    fn entry(&self, i: usize) -> &[u64] {
-        let at = self.at[i];
-        let chunk = &self.chunks[(at >> 32) as usize];
-        let off = (at & 0xFFFF_FFFF) as usize;
-        let len = 1 + ((chunk[off] & 0xFFFF_FFFF) >> 1) as usize + self.info_words;
-        &chunk[off..off + len]
     }
 
     /// Records `(bits, used, state, flag)`; false if it was already there. `bits` holds
@@ -233,15 +236,26 @@ impl<M: SequentialModel> Memo<M> {
             scratch.len(),
             1 + ((scratch[0] & 0xFFFF_FFFF) >> 1) as usize + self.info_words
         );
-        self.scratch = scratch;
-        let found = self.table.find(hash, |&(h, i)| {
-            let i = i as usize;
-            h == hash && self.entry(i) == &self.scratch[..] && self.states[i] == *state
-        });
-        if found.is_some() {
-            return false;
+        // One probe for a lookup and an insertion both (`entry`), not `find` then
+        // `insert_unique`: the table is far larger than the cache on a long key.
+        let index = self.states.len() as u32;
+        let (chunks, at, states, words) = (&self.chunks, &self.at, &self.states, self.info_words);
+        let key = &scratch[..];
+        let eq = |&(h, i): &(u64, u32)| {
+            h == hash
+                && entry_of(chunks, at, words, i as usize) == key
+                && states[i as usize] == *state
+        };
+        match self.table.entry(hash, eq, |&(h, _)| h) {
+            Entry::Occupied(_) => {
+                self.scratch = scratch;
+                return false;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert((hash, index));
+            }
         }
-        let len = self.scratch.len();
+        let len = scratch.len();
         if self
             .chunks
             .last()
@@ -252,10 +266,9 @@ impl<M: SequentialModel> Memo<M> {
         let chunk_no = self.chunks.len() - 1;
         let chunk = &mut self.chunks[chunk_no];
         self.at.push(((chunk_no as u64) << 32) | chunk.len() as u64);
-        chunk.extend_from_slice(&self.scratch);
-        let index = self.states.len() as u32;
+        chunk.extend_from_slice(&scratch);
+        self.scratch = scratch;
         self.states.push(state.clone());
-        self.table.insert_unique(hash, (hash, index), |&(h, _)| h);
         self.heap_bytes += state.heap_bytes();
         true
     }
