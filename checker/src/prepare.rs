@@ -155,25 +155,44 @@ pub(crate) fn cell_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Ce
 }
 
 /// Drops indeterminate writes / cas whose new value nothing observes, to a fixpoint.
+///
+/// Linear, with a worklist: each value counts the kept ops observing it (`ok` reads of it,
+/// cas ops expecting it); a value whose count is zero has its indeterminate producers
+/// dropped, and a dropped cas no longer observes its expected value, which may bring that
+/// count to zero in turn. Passes over the whole key until nothing changes would be
+/// quadratic on a chain of indeterminate cas ops (`0→1`, `1→2`, …, each observed only by
+/// the next), one link per pass, and no time limit would interrupt them.
 fn prune_cells(ops: &mut Vec<KeyOp<Cell>>, n_values: usize) {
-    loop {
-        let mut observed = vec![false; n_values];
-        for o in ops.iter() {
-            match (&o.op, &o.ret) {
-                (CellOp::Read, Some(CellRet::Value(v))) => observed[*v as usize] = true,
-                (CellOp::Cas(e, _), _) => observed[*e as usize] = true,
-                _ => {}
-            }
+    let mut observers = vec![0usize; n_values];
+    let mut producers: Vec<Vec<usize>> = vec![Vec::new(); n_values];
+    for (i, o) in ops.iter().enumerate() {
+        match (&o.op, &o.ret) {
+            (CellOp::Read, Some(CellRet::Value(v))) => observers[*v as usize] += 1,
+            (CellOp::Cas(e, _), _) => observers[*e as usize] += 1,
+            _ => {}
         }
-        let before = ops.len();
-        ops.retain(|o| match (o.ret.is_none(), &o.op) {
-            (true, CellOp::Write(v)) | (true, CellOp::Cas(_, v)) => observed[*v as usize],
-            _ => true,
-        });
-        if ops.len() == before {
-            return;
+        if let (None, CellOp::Write(v) | CellOp::Cas(_, v)) = (&o.ret, &o.op) {
+            producers[*v as usize].push(i);
         }
     }
+    let mut dropped = vec![false; ops.len()];
+    let mut unobserved: Vec<usize> = (0..n_values).filter(|&v| observers[v] == 0).collect();
+    while let Some(v) = unobserved.pop() {
+        for &i in &std::mem::take(&mut producers[v]) {
+            dropped[i] = true;
+            if let CellOp::Cas(e, _) = ops[i].op {
+                observers[e as usize] -= 1;
+                if observers[e as usize] == 0 {
+                    unobserved.push(e as usize);
+                }
+            }
+        }
+    }
+    let mut k = 0;
+    ops.retain(|_| {
+        k += 1;
+        !dropped[k - 1]
+    });
 }
 
 fn to_text<'a>(v: &'a Value, interner: &mut Interner<'a>) -> Text {
@@ -304,6 +323,34 @@ mod tests {
         let k = cell_history(&ops, &Value::Null);
         let ids: Vec<usize> = k.ops.iter().map(|o| o.id).collect();
         assert_eq!(ids, [1, 4]);
+    }
+
+    #[test]
+    fn a_chain_of_info_cas_nobody_ends_in_is_dropped_link_by_link() {
+        use EventType::*;
+        // info cas 0→1, 1→2, 2→3 (each observed only by the next), an ok read of 1 that
+        // keeps 0→1 alive... and nobody expecting 3: 2→3 goes, then 1→2, but not 0→1.
+        let mut evs = Vec::new();
+        for (p, (e, n)) in [(0, 1), (1, 2), (2, 3)].into_iter().enumerate() {
+            evs.push((p as u64, Invoke, F::Cas, json!([e, n])));
+            evs.push((p as u64, Info, F::Cas, json!([e, n])));
+        }
+        evs.push((7, Invoke, F::Read, Value::Null));
+        evs.push((7, Ok, F::Read, json!(1)));
+        let h = history(evs);
+        let ops: Vec<&Operation> = h.operations.iter().collect();
+        let k = cell_history(&ops, &json!(0));
+        let ids: Vec<usize> = k.ops.iter().map(|o| o.id).collect();
+        assert_eq!(ids, [0, 3]);
+        // A long chain is dropped whole, in one pass (the old passes were quadratic).
+        let mut evs = Vec::new();
+        for i in 0..20_000u64 {
+            evs.push((i, Invoke, F::Cas, json!([i, i + 1])));
+            evs.push((i, Info, F::Cas, json!([i, i + 1])));
+        }
+        let h = history(evs);
+        let ops: Vec<&Operation> = h.operations.iter().collect();
+        assert!(cell_history(&ops, &json!(0)).ops.is_empty());
     }
 
     #[test]

@@ -152,7 +152,10 @@ fn check_key(
 ) -> KeyReport {
     let start = Instant::now();
     let text = opts.model == ModelKind::Kv && ops.iter().any(|o| o.f == F::Append);
-    let mut report = if budget.stop.load(Ordering::Relaxed) {
+    // A key started after the deadline is not even prepared (preparing is linear, but a
+    // history has many keys).
+    let late = budget.deadline.is_some_and(|d| start >= d);
+    let mut report = if budget.stop.load(Ordering::Relaxed) || late {
         KeyReport {
             key: key.clone(),
             ops: ops.len(),
@@ -162,7 +165,11 @@ fn check_key(
             states_explored: 0,
             memo_bytes: 0,
             counterexample: None,
-            unknown_reason: Some(UnknownReason::Stopped),
+            unknown_reason: Some(if late {
+                UnknownReason::TimeLimit
+            } else {
+                UnknownReason::Stopped
+            }),
         }
     } else if opts.model == ModelKind::Mutex {
         let as_cas = mutex_as_cas(ops);
@@ -179,20 +186,26 @@ fn check_key(
         let h = crate::txn::txn_history(ops, &opts.initial);
         check_encoded(history, key, ops, &h, opts, budget)
     } else if text {
-        let kh = text_history(ops, &opts.initial);
-        match crate::witness::append_candidate(&kh) {
-            Some(order) if crate::witness::validates(&kh, &order) => KeyReport {
+        match append_witness(ops, &opts.initial) {
+            Some((searched_ops, placed)) => KeyReport {
                 key: key.clone(),
                 ops: ops.len(),
-                searched_ops: kh.ops.len(),
+                searched_ops,
                 verdict: Verdict::Linearizable,
                 time_secs: 0.0,
-                states_explored: order.len() as u64,
+                states_explored: placed as u64,
                 memo_bytes: 0,
                 counterexample: None,
                 unknown_reason: None,
             },
-            _ => check_encoded(history, key, ops, &kh, opts, budget),
+            None => check_encoded(
+                history,
+                key,
+                ops,
+                &text_history(ops, &opts.initial),
+                opts,
+                budget,
+            ),
         }
     } else {
         check_encoded(
@@ -206,6 +219,20 @@ fn check_key(
     };
     report.time_secs = start.elapsed().as_secs_f64();
     report
+}
+
+/// The witness fast path of a key of reads and appends (`witness.rs`), on the history's
+/// own strings: `Some((ops kept, ops placed))` if the key is linearizable by it, `None` if
+/// the search must decide.
+fn append_witness(ops: &[&Operation], initial: &Value) -> Option<(usize, usize)> {
+    let init = match initial {
+        Value::Null => None,
+        Value::String(s) => Some(s.as_str()),
+        _ => return None,
+    };
+    let slim = crate::witness::slim_ops(ops)?;
+    let order = crate::witness::append_candidate(init, &slim)?;
+    crate::witness::validates(init, &slim, &order).then_some((slim.len(), order.len()))
 }
 
 /// A mutex's ops as a cas register's over `false` (free) / `true` (held): acquire is

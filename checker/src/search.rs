@@ -67,6 +67,13 @@
 //! of the concurrent appends (on Porcupine's kv c50-ok this cuts 170,000 configurations to
 //! 7,000).
 //!
+//! **What the memo records.** A configuration entered by a forced read is not recorded:
+//! the configuration before the read is, and from there the read follows without a choice,
+//! so recording both only doubles the table on a key where half the ops are reads (the
+//! memo is a pruning, so leaving an entry out never changes a verdict). An indeterminate op
+//! after which no candidate could be placed under the reduction is not entered at all
+//! (`Search::observable`).
+//!
 //! For counterexamples the search keeps its own record: the deepest configurations reached
 //! (most `ok` operations linearized), snapshotted when it first backtracks from them, so a
 //! failing key needs no second enumeration of partial linearizations.
@@ -325,10 +332,19 @@ enum Reads {
     None,
 }
 
+/// How an op was placed, which says where the level's scan resumes when it is undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A forced read: no choice, so backtracking goes past it.
+    Forced,
+    /// In the ordinary scan.
+    Plain,
+}
+
 struct Frame<M> {
     op: u32,
     state: M,
-    forced: bool,
+    kind: Kind,
     /// For an indeterminate op: the level's limit, to resume its scan.
     limit: usize,
     /// The level's urgent op (see `Search::urgent`), restored on backtracking.
@@ -366,6 +382,9 @@ struct Search<'h, M: SequentialModel> {
     urgent: u32,
     /// Whether the indeterminate-op reduction is on (see the module docs).
     reduce: bool,
+    /// `observable`'s answers at the current level, by state; emptied when the level
+    /// changes.
+    observable_cache: Vec<(M, bool)>,
 }
 
 impl<'h, M: SequentialModel> Search<'h, M> {
@@ -373,12 +392,14 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         let is_info: Vec<bool> = h.ops.iter().map(|o| o.ret.is_none()).collect();
         let bits = Bitset::new(&is_info);
         let ok_total = h.ops.iter().filter(|o| o.ret.is_some()).count();
+        let info = InfoGroups::new(h);
+        let memo = Memo::new(&info.members.iter().map(Vec::len).collect::<Vec<_>>());
         Search {
             h,
             entries: Entries::new(h),
-            info: InfoGroups::new(h),
+            info,
             resetters: InfoList::new(h, |o| !M::is_read_only(&o.op) && !M::grows_only(&o.op)),
-            memo: Memo::new(&bits),
+            memo,
             bits,
             state: h.init.clone(),
             stack: Vec::new(),
@@ -393,6 +414,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             flushed_bytes: 0,
             urgent: NIL,
             reduce,
+            observable_cache: Vec::new(),
         }
     }
 
@@ -452,18 +474,33 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     }
 
     /// Enters the configuration after `op` if it is new; false if the memo had it.
-    fn push(&mut self, op: u32, next: M, forced: bool, limit: usize) -> bool {
+    fn push(&mut self, op: u32, next: M, kind: Kind, limit: usize) -> bool {
+        let is_info = self.h.ops[op as usize].ret.is_none();
+        let group = self.info.group_of[op as usize] as usize;
         self.bits.set(op as usize);
-        let after_info = self.reduce && self.h.ops[op as usize].ret.is_none();
-        if !self.memo.insert(&self.bits, &next, after_info) {
+        if is_info {
+            self.info.used[group] += 1;
+        }
+        let after_info = self.reduce && is_info;
+        // A forced read's configuration is not recorded: the one before it is, and from
+        // there the read is placed without a choice (see `Search::run`).
+        let fresh = kind == Kind::Forced
+            || self
+                .memo
+                .insert(&self.bits, &self.info.used, &next, after_info);
+        if !fresh {
             self.bits.clear(op as usize);
+            if is_info {
+                self.info.used[group] -= 1;
+            }
             return false;
         }
+        self.observable_cache.clear();
         let state = std::mem::replace(&mut self.state, next);
         self.stack.push(Frame {
             op,
             state,
-            forced,
+            kind,
             limit,
             level_urgent: self.urgent,
         });
@@ -477,8 +514,6 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 self.others.clear();
                 self.deepest_states.clear();
             }
-        } else {
-            self.info.used[self.info.group_of[op as usize] as usize] += 1;
         }
         self.resetters.lift(op);
         true
@@ -528,6 +563,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     /// when nothing is left to try.
     fn backtrack(&mut self) -> Option<Cursor> {
         self.record();
+        self.observable_cache.clear();
         while let Some(f) = self.stack.pop() {
             self.common = self.common.min(self.stack.len());
             self.state = f.state;
@@ -541,7 +577,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 self.info.used[self.info.group_of[f.op as usize] as usize] -= 1;
             }
             self.urgent = f.level_urgent;
-            if !f.forced {
+            if f.kind == Kind::Plain {
                 return Some(if ok && f.op == f.level_urgent {
                     Cursor::Main(self.entries.next[HEAD as usize])
                 } else if ok {
@@ -612,9 +648,57 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         match self.step(op) {
             // An indeterminate op that changes nothing is never needed.
             Some(next) if self.reduce && o.ret.is_none() && next == self.state => false,
-            Some(next) => self.push(op, next, false, limit),
+            Some(next) if self.reduce && o.ret.is_none() && !self.observable(limit, &next) => false,
+            Some(next) => self.push(op, next, Kind::Plain, limit),
             None => false,
         }
+    }
+
+    /// Whether some candidate could follow an indeterminate op that leads to `next`, as
+    /// the reduction requires: a completed candidate that is not blind and is legal in
+    /// `next`, or an indeterminate candidate that is not blind and changes `next`. If none,
+    /// the level after it would find nothing to place, so it is not entered (saving a memo
+    /// entry and a scan). The indeterminate op itself, or its twin that heads its group
+    /// next, never counts: a write is blind, and a cas that changed the state to its new
+    /// value does not change it again. Answers are cached per level and state (a register
+    /// key has a few values, and a few dozen groups to try).
+    fn observable(&mut self, limit: usize, next: &M) -> bool {
+        if let Some((_, seen)) = self.observable_cache.iter().find(|(s, _)| s == next) {
+            return *seen;
+        }
+        let seen = self.observable_scan(limit, next);
+        self.observable_cache.push((next.clone(), seen));
+        seen
+    }
+
+    fn observable_scan(&self, limit: usize, next: &M) -> bool {
+        let mut e = self.entries.next[HEAD as usize];
+        while e != NIL && self.entries.is_call[e as usize] {
+            let y = self.entries.op[e as usize];
+            let o = &self.h.ops[y as usize];
+            if !M::is_blind(&o.op) && self.legal_in(y, next) {
+                return true;
+            }
+            e = self.entries.next[e as usize];
+        }
+        (0..self.info.members.len()).any(|g| {
+            let y = self.info.head(g);
+            if y == NIL || self.h.ops[y as usize].call > limit {
+                return false;
+            }
+            let o = &self.h.ops[y as usize].op;
+            let mut after = next.clone();
+            after.invoke(o);
+            !M::is_blind(o) && after != *next
+        })
+    }
+
+    /// Whether completed op `op` is legal in `state`.
+    fn legal_in(&self, op: u32, state: &M) -> bool {
+        let o = &self.h.ops[op as usize];
+        o.ret
+            .as_ref()
+            .is_some_and(|ret| state.clone().is_valid_step(&o.op, ret))
     }
 
     /// One scan step at the current level: the next cursor, or `None` to backtrack.
@@ -690,7 +774,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                     let pushed = match forced {
                         Some(op) => {
                             let state = self.state.clone();
-                            self.push(op, state, true, 0)
+                            self.push(op, state, Kind::Forced, 0)
                         }
                         None => false,
                     };

@@ -224,3 +224,99 @@ fn a_mutex_acquired_twice_needs_a_release_between() {
     // A mutex op under another model is an error, and a cas under the mutex model.
     assert!(try_check(&h, &opts(ModelKind::CasRegister, Value::Null)).is_err());
 }
+
+/// A key no reduction shortens: 60 concurrent indeterminate cas ops over values 0..5 (every
+/// pair `e → n` with `e ≠ n`, three of each, every value expected by some cas, so none is
+/// pruned), then a read of 9, which nothing writes. It is not linearizable, but the search
+/// must try the chains of cas ops before it can say so: about 4^20 configurations.
+fn adversarial_history() -> History {
+    let mut events = Vec::new();
+    let mut p = 0;
+    for e in 0..5 {
+        for n in (0..5).filter(|&n| n != e) {
+            for _ in 0..3 {
+                events.push(ev(p, Invoke, F::Cas, json!([e, n])));
+                p += 1;
+            }
+        }
+    }
+    for q in 0..p {
+        events.push(ev(q, Info, F::Cas, Value::Null));
+    }
+    events.push(ev(p, Invoke, F::Read, Value::Null));
+    events.push(ev(p, Ok, F::Read, json!(9)));
+    History::from_events(events).unwrap()
+}
+
+/// Issue 12: no history makes the checker hang. The adversarial key ends `unknown` once its
+/// time limit passes, saying which flag to raise. The bound on the wall clock is loose on
+/// purpose (a hang is what it catches, not a slow machine).
+#[test]
+fn an_adversarial_key_ends_unknown_at_its_time_limit() {
+    let h = adversarial_history();
+    let limit = Duration::from_millis(300);
+    let o = Options {
+        time_limit: Some(limit),
+        memory_limit_bytes: None,
+        ..opts(ModelKind::CasRegister, json!(0))
+    };
+    let start = std::time::Instant::now();
+    let report = check(&h, &o);
+    let took = start.elapsed();
+    assert_eq!(report.verdict, Verdict::Unknown);
+    let k = report.unknowns().next().expect("an unknown key");
+    assert_eq!(k.unknown_reason, Some(UnknownReason::TimeLimit));
+    let said = k.unknown_reason.as_ref().unwrap().to_string();
+    assert!(said.contains("--time-limit"), "{said}");
+    assert!(k.states_explored > 1000, "the search did run: {k:?}");
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(20),
+        "{took:?}"
+    );
+}
+
+/// Issue 12: the memory budget bounds the search. Without a time limit the adversarial key
+/// would run for ever; with a 16 MiB budget it ends `unknown` naming `--memory-limit`, and
+/// the memo's own accounting (capacities, chunks, the table's next doubling) stopped within
+/// one 8 MiB chunk and one doubling of the budget, checked every 1,024 steps.
+#[test]
+fn an_adversarial_key_ends_unknown_when_its_memory_budget_is_spent() {
+    const BUDGET: usize = 16 << 20;
+    let h = adversarial_history();
+    let o = Options {
+        time_limit: None,
+        memory_limit_bytes: Some(BUDGET),
+        ..opts(ModelKind::CasRegister, json!(0))
+    };
+    let report = check(&h, &o);
+    assert_eq!(report.verdict, Verdict::Unknown);
+    let k = report.unknowns().next().expect("an unknown key");
+    assert_eq!(
+        k.unknown_reason,
+        Some(UnknownReason::MemoryLimit {
+            limit_bytes: BUDGET
+        })
+    );
+    let said = k.unknown_reason.as_ref().unwrap().to_string();
+    assert!(said.contains("--memory-limit"), "{said}");
+    assert!(k.memo_bytes > BUDGET, "it stopped because it spent it");
+    assert!(
+        k.memo_bytes <= 2 * BUDGET + (8 << 20),
+        "the accounting overshot: {} bytes",
+        k.memo_bytes
+    );
+}
+
+/// A key that starts after the deadline (here: at once) is not prepared or searched.
+#[test]
+fn keys_started_after_the_deadline_are_unknown_without_work() {
+    let h = adversarial_history();
+    let o = Options {
+        time_limit: Some(Duration::ZERO),
+        ..opts(ModelKind::CasRegister, json!(0))
+    };
+    let report = check(&h, &o);
+    let k = report.unknowns().next().expect("an unknown key");
+    assert_eq!(k.unknown_reason, Some(UnknownReason::TimeLimit));
+    assert_eq!(k.states_explored, 0);
+}
