@@ -29,6 +29,8 @@ pub enum Who {
     Majority,
     /// The current leader.
     Leader,
+    /// Every node (power losses only: the whole cluster loses power at once).
+    All,
 }
 
 impl Who {
@@ -38,6 +40,7 @@ impl Who {
             Who::Minority => "minority",
             Who::Majority => "majority",
             Who::Leader => "leader",
+            Who::All => "all",
         }
     }
 }
@@ -93,6 +96,17 @@ pub enum Fault {
     /// other side, heal, and restart it 1.5 s later (the default schedule's
     /// `lag-then-kill-leader`; see `Nemesis::kill_leader_then_heal` for why this order).
     LagThenKillLeader,
+    /// Take over every link of the leader ([`LinkFault::Reorder`]: what it sends is held for
+    /// 40 ms, then it must reconnect and its newer messages pass); then kill the leader and
+    /// deliver the held messages, restarting it 1.5 s later. Proxy backend only.
+    ///
+    /// Why: our nodes keep one stream per peer, so no kill, pause or cut ever reorders
+    /// their messages. Here each follower gets the leader's AppendEntries of those 40 ms
+    /// after the newer ones that carried it further, with the leader gone so it cannot
+    /// repair them: a follower that truncates a log its stale AppendEntries matches
+    /// (`--bug truncate-matching`) drops entries the cluster committed, and the next leader
+    /// comes from those followers.
+    ReorderThenKillLeader,
     /// SIGKILL, then lose every write the node did not fsync (its data directory is a
     /// lazy FUSE mount, [`crate::lazyfs`]), later restart it. Only with FUSE (root and
     /// `/dev/fuse`) and our cluster.
@@ -112,7 +126,7 @@ impl Fault {
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
-            Fault::Link(_) => "link",
+            Fault::Link(_) | Fault::ReorderThenKillLeader => "link",
         }
     }
 
@@ -128,6 +142,7 @@ impl Fault {
             Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
             Fault::Link(f) => format!("{} leader's links", f.name()),
             Fault::LagThenKillLeader => "lag followers, kill the leader".to_string(),
+            Fault::ReorderThenKillLeader => "reorder the leader's links, kill it".to_string(),
         }
     }
 }
@@ -376,6 +391,7 @@ pub fn pick(who: Who, ids: &[usize], leader: Option<usize>, rng: &mut StdRng) ->
         Who::One => 1,
         Who::Minority => rng.gen_range(1..=((n - 1) / 2).max(1)),
         Who::Majority => n / 2 + 1,
+        Who::All => n,
         Who::Leader => {
             return leader
                 .into_iter()
@@ -397,7 +413,13 @@ mod tests {
     #[test]
     fn the_same_seed_picks_the_same_nodes() {
         let ids = [1, 2, 3, 4, 5];
-        for who in [Who::One, Who::Minority, Who::Majority, Who::Leader] {
+        for who in [
+            Who::One,
+            Who::Minority,
+            Who::Majority,
+            Who::Leader,
+            Who::All,
+        ] {
             let a = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
             let b = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
             assert_eq!(a, b);
@@ -405,6 +427,7 @@ mod tests {
                 Who::One | Who::Leader => assert_eq!(a.len(), 1),
                 Who::Minority => assert!((1..=2).contains(&a.len())),
                 Who::Majority => assert_eq!(a.len(), 3),
+                Who::All => assert_eq!(a, ids),
             }
         }
         assert_eq!(

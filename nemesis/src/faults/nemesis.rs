@@ -44,6 +44,7 @@ enum Undo {
     HealThenReadd(Vec<usize>),
     Unlink,
     KillLeaderThenHeal(Vec<usize>),
+    KillThenDeliver(Vec<usize>),
 }
 
 /// How long the nemesis keeps asking for a membership change before it gives up.
@@ -58,6 +59,14 @@ const SPLIT_PATIENCE: Duration = Duration::from_secs(2);
 
 /// How long the leader killed by the lag fault stays down after the heal.
 const LAG_RESTART_AFTER: Duration = Duration::from_millis(1500);
+
+/// How long the reorder fault holds what the leader sends before its links are closed.
+///
+/// Why 40 ms: the followers' election timeout is 100-200 ms and the leader reconnects
+/// within about 20 ms, so they keep hearing from it (an election would change the term,
+/// and a follower rejects the stale messages of an old term outright); 40 ms of
+/// AppendEntries is a few batches at the default rate.
+const REORDER_HOLD: Duration = Duration::from_millis(40);
 
 impl Nemesis {
     /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
@@ -119,6 +128,31 @@ impl Nemesis {
         Ok(())
     }
 
+    /// The end of the reorder fault: kill the leader, deliver what its links held, restart
+    /// it 1.5 s later. Records `start-kill`, `stop-link`, `stop-kill` in that order.
+    ///
+    /// Why kill first: a live leader repairs a follower whose log the stale messages cut
+    /// short (the follower's next answer shows the gap); dead, it cannot, and the next
+    /// leader is elected among the followers that just processed them.
+    async fn kill_then_deliver(&self, nodes: &[usize]) -> Result<()> {
+        self.each(nodes, Processes::kill)?;
+        self.recorder.nemesis(
+            "start-kill",
+            json!({"who": "leader", "nodes": nodes, "after": "reorder"}),
+        );
+        if let Some(net) = &self.net {
+            lock(net).link(&Grudge::none(&lock(&self.cluster).ids()), None)?;
+        }
+        self.recorder
+            .nemesis("stop-link", json!({"nodes": nodes, "kind": "reorder"}));
+        tokio::time::sleep(LAG_RESTART_AFTER).await;
+        self.each(nodes, Processes::start)?;
+        self.recorder
+            .nemesis("stop-kill", json!({ "nodes": nodes }));
+        lock(&self.current).clear();
+        Ok(())
+    }
+
     /// The partition backend, which every fault that cuts or shapes links needs.
     fn net(&self) -> Result<&Arc<Mutex<Box<dyn Net>>>> {
         self.net
@@ -166,6 +200,10 @@ impl Nemesis {
                         nodes.sort_unstable();
                     }
                 }
+                // Every node goes down before any loses its unsynced writes, as in one
+                // power cut: a node still up for the few milliseconds a rollback takes
+                // could acknowledge, or grant a vote, after its peers lost theirs.
+                self.each(&nodes, Processes::kill)?;
                 let mut files = 0;
                 for &n in &nodes {
                     files += lock(&self.cluster).power_loss(n)?;
@@ -251,6 +289,23 @@ impl Nemesis {
                 }
                 (Undo::Unlink, value)
             }
+            Fault::ReorderThenKillLeader => {
+                let nodes = pick(Who::Leader, &ids, leader, rng);
+                let others: Vec<usize> =
+                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&nodes, &others);
+                let f = LinkFault::Reorder {
+                    after: REORDER_HOLD,
+                };
+                let mut value =
+                    json!({"kind": f.name(), "nodes": nodes, "grudge": grudge_json(&g)});
+                if !lock(self.net()?).link(&g, Some(f))? {
+                    value["skipped"] =
+                        json!("this partition backend cannot shape links (proxy only)");
+                }
+                (Undo::KillThenDeliver(nodes), value)
+            }
             Fault::LagThenKillLeader => {
                 let mut followers: Vec<usize> =
                     ids.iter().copied().filter(|&i| Some(i) != leader).collect();
@@ -292,6 +347,7 @@ impl Nemesis {
     async fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
         let value = match undo {
             Undo::KillLeaderThenHeal(lag) => return self.kill_leader_then_heal(&lag).await,
+            Undo::KillThenDeliver(nodes) => return self.kill_then_deliver(&nodes).await,
             Undo::Restart(nodes) => {
                 self.each(&nodes, Processes::start)?;
                 json!({ "nodes": nodes })
