@@ -43,9 +43,9 @@ pub enum Episode {
     /// Delay (fixed or jittered), stall or reset the leader's links for 1-4 s, when the
     /// partition backend is the proxy.
     Link,
-    /// Once or twice: hold the leader's messages, make it reconnect, kill it, deliver the
-    /// held ones late ([`Fault::ReorderThenKillLeader`]), when the partition backend is the
-    /// proxy.
+    /// Once or twice: hold the leader's messages, make it reconnect, deliver the held ones
+    /// late and cut it off ([`Fault::ReorderThenCutLeader`]), when the partition backend is
+    /// the proxy.
     Reorder,
     /// Zero to two power losses (the leader, a minority or a majority) and then one of the
     /// whole cluster, each restarted after 0.5-2 s, when FUSE is there ([`Fault::PowerLoss`]).
@@ -73,7 +73,7 @@ impl Episode {
             Episode::Partition => "partition",
             Episode::Pause => "pause",
             Episode::Link => "link",
-            Episode::Reorder => "reorder-kill-leader",
+            Episode::Reorder => "reorder-leader",
             Episode::PowerLoss => "power-loss",
         }
     }
@@ -155,7 +155,7 @@ impl Episode {
                 .map(|i| Step {
                     wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
                     hold: secs(rng, 0.3, 1.0),
-                    fault: Fault::ReorderThenKillLeader,
+                    fault: Fault::ReorderThenCutLeader,
                 })
                 .collect(),
             Episode::Link => {
@@ -370,9 +370,7 @@ mod tests {
         assert_eq!(linked.weights.len(), mix.weights.len() + 2);
         let steps = hunt(3, &linked, Duration::from_secs(600));
         assert!(steps.iter().any(|s| matches!(s.fault, Fault::Link(_))));
-        assert!(steps
-            .iter()
-            .any(|s| s.fault == Fault::ReorderThenKillLeader));
+        assert!(steps.iter().any(|s| s.fault == Fault::ReorderThenCutLeader));
         // Every aimed episode within the first 30 s of every run.
         for seed in 0..20 {
             let mix = Mix::draw(seed, true);

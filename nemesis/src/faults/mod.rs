@@ -97,16 +97,19 @@ pub enum Fault {
     /// `lag-then-kill-leader`; see `Nemesis::kill_leader_then_heal` for why this order).
     LagThenKillLeader,
     /// Take over every link of the leader ([`LinkFault::Reorder`]: what it sends is held for
-    /// 40 ms, then it must reconnect and its newer messages pass); then kill the leader and
-    /// deliver the held messages, restarting it 1.5 s later. Proxy backend only.
+    /// 40 ms, then it must reconnect and its newer messages pass); a few milliseconds after
+    /// a new connection first passes, deliver the held messages on the old one and cut the
+    /// leader off, until the fault ends. Proxy backend only.
     ///
     /// Why: our nodes keep one stream per peer, so no kill, pause or cut ever reorders
     /// their messages. Here each follower gets the leader's AppendEntries of those 40 ms
-    /// after the newer ones that carried it further, with the leader gone so it cannot
-    /// repair them: a follower that truncates a log its stale AppendEntries matches
-    /// (`--bug truncate-matching`) drops entries the cluster committed, and the next leader
-    /// comes from those followers.
-    ReorderThenKillLeader,
+    /// after the newer ones that carried its log further, with the leader cut off so it
+    /// cannot repair it: a follower that truncates a log its stale AppendEntries matches
+    /// (`--bug truncate-matching`) drops entries the leader may have committed, and the
+    /// next leader comes from those followers. Why so soon after the reconnection: a
+    /// follower ignores an AppendEntries below its commit index, so the stale ones must
+    /// land before the leader's next message tells it the newer entries are committed.
+    ReorderThenCutLeader,
     /// SIGKILL, then lose every write the node did not fsync (its data directory is a
     /// lazy FUSE mount, [`crate::lazyfs`]), later restart it. Only with FUSE (root and
     /// `/dev/fuse`) and our cluster.
@@ -126,7 +129,7 @@ impl Fault {
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
-            Fault::Link(_) | Fault::ReorderThenKillLeader => "link",
+            Fault::Link(_) | Fault::ReorderThenCutLeader => "link",
         }
     }
 
@@ -142,7 +145,7 @@ impl Fault {
             Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
             Fault::Link(f) => format!("{} leader's links", f.name()),
             Fault::LagThenKillLeader => "lag followers, kill the leader".to_string(),
-            Fault::ReorderThenKillLeader => "reorder the leader's links, kill it".to_string(),
+            Fault::ReorderThenCutLeader => "reorder the leader's links, cut it off".to_string(),
         }
     }
 }

@@ -42,6 +42,9 @@ struct State {
     /// Connections taken over by a reorder: the bytes their client sent since, to be
     /// written to their target side when the fault is lifted.
     held: BTreeMap<u64, Vec<u8>>,
+    /// Armed by a reorder with a `cut_after` once the old connections are closed: the next
+    /// new connection to pass bytes starts the clock for the late delivery and the cut.
+    cut_armed: Option<Duration>,
 }
 
 struct Shared {
@@ -81,7 +84,7 @@ impl Shared {
         let mut st = self.lock();
         match fault {
             Some(LinkFault::Reset) => close_all(&mut st),
-            Some(LinkFault::Reorder { after }) => {
+            Some(LinkFault::Reorder { after, cut_after }) => {
                 let ids: Vec<u64> = st.conns.keys().copied().collect();
                 for id in ids {
                     st.held.insert(id, Vec::new());
@@ -95,28 +98,41 @@ impl Shared {
                     .name("relay-reorder".into())
                     .spawn(move || {
                         std::thread::sleep(after);
-                        let st = shared.lock();
+                        let mut st = shared.lock();
                         for id in st.held.keys() {
                             if let Some((client, _)) = st.conns.get(id) {
                                 let _ = client.shutdown(Shutdown::Both);
                             }
                         }
+                        st.cut_armed = cut_after;
                     });
             }
             Some(f) => st.link = Some(f),
             None => {
                 st.link = None;
-                let late: Vec<(Vec<u8>, Option<TcpStream>)> = std::mem::take(&mut st.held)
-                    .into_iter()
-                    .map(|(id, bytes)| {
-                        let target = st.conns.get(&id).and_then(|(_, t)| t.try_clone().ok());
-                        (bytes, target)
-                    })
-                    .collect();
+                st.cut_armed = None;
+                let late = take_late(&mut st);
                 drop(st);
                 deliver_late(late);
             }
         }
+    }
+
+    /// After a new connection passed bytes: if a reorder armed its cut, waits `cut_after`,
+    /// delivers the held bytes, and cuts the link (until healed).
+    fn passed(self: &Arc<Self>) {
+        let Some(wait) = self.lock().cut_armed.take() else {
+            return;
+        };
+        let shared = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("relay-reorder-cut".into())
+            .spawn(move || {
+                std::thread::sleep(wait);
+                let late = take_late(&mut shared.lock());
+                deliver_late(late);
+                shared.set_cut(true);
+            });
     }
 
     /// Whether connection `id`'s client bytes are being held; if so, keeps `bytes`.
@@ -133,6 +149,18 @@ impl Shared {
     fn is_held(&self, id: u64) -> bool {
         self.lock().held.contains_key(&id)
     }
+}
+
+/// The held bytes of every reordered connection, each with its target side (when still
+/// open); forgets them.
+fn take_late(st: &mut State) -> Vec<(Vec<u8>, Option<TcpStream>)> {
+    std::mem::take(&mut st.held)
+        .into_iter()
+        .map(|(id, bytes)| {
+            let target = st.conns.get(&id).and_then(|(_, t)| t.try_clone().ok());
+            (bytes, target)
+        })
+        .collect()
 }
 
 /// Writes each reordered connection's held bytes to its receiving side, then closes it.
@@ -172,6 +200,7 @@ impl Shared {
 
 fn close_all(st: &mut State) {
     st.held.clear();
+    st.cut_armed = None;
     for (client, target) in std::mem::take(&mut st.conns).values() {
         let _ = client.shutdown(Shutdown::Both);
         let _ = target.shutdown(Shutdown::Both);
@@ -306,7 +335,13 @@ fn relay(client: TcpStream, shared: Arc<Shared>) {
 /// Each chunk passes the relay's [`Gate`] first (`seed`: the delay jitter's). `held`: the
 /// connection's id when this is its client-to-target direction, which a reorder can take
 /// over (its chunks are then kept, and `to` is left open for their late delivery).
-fn copy(mut from: TcpStream, mut to: TcpStream, shared: &Shared, seed: u64, held: Option<u64>) {
+fn copy(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    shared: &Arc<Shared>,
+    seed: u64,
+    held: Option<u64>,
+) {
     let mut buf = [0u8; 16 * 1024];
     let mut noise = seed | 1;
     let taken_over = |shared: &Shared| held.is_some_and(|id| shared.is_held(id));
@@ -321,6 +356,9 @@ fn copy(mut from: TcpStream, mut to: TcpStream, shared: &Shared, seed: u64, held
             Ok(n) => {
                 if !pass_gate(shared, &mut noise) || to.write_all(&buf[..n]).is_err() {
                     break;
+                }
+                if held.is_some() {
+                    shared.passed();
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -222,6 +222,7 @@ fn a_reorder_delivers_held_bytes_after_a_new_connections_bytes() {
     wait_for(b"old-1");
     let reorder = LinkFault::Reorder {
         after: Duration::from_millis(150),
+        cut_after: None,
     };
     assert!(proxy.link(&split(5, 6), Some(reorder)).unwrap());
     // Written while held: kept by the relay, and the sender's side closes after 150 ms.
@@ -239,14 +240,45 @@ fn a_reorder_delivers_held_bytes_after_a_new_connections_bytes() {
     // Lifted: the held bytes arrive on the old connection, after the new one's.
     proxy.link(&split(5, 6), None).unwrap();
     wait_for(b"old-2");
-    let log = log.lock().unwrap().clone();
-    let at = |what: &[u8]| log.iter().position(|(_, b)| b == what).unwrap();
+    let seen = log.lock().unwrap().clone();
+    let at = |what: &[u8]| seen.iter().position(|(_, b)| b == what).unwrap();
     assert!(
         at(b"old-1") < at(b"new-1") && at(b"new-1") < at(b"old-2"),
-        "{log:?}"
+        "{seen:?}"
     );
-    assert_eq!(log[at(b"old-1")].0, log[at(b"old-2")].0, "same connection");
-    assert_ne!(log[at(b"old-1")].0, log[at(b"new-1")].0);
+    assert_eq!(
+        seen[at(b"old-1")].0,
+        seen[at(b"old-2")].0,
+        "same connection"
+    );
+    assert_ne!(seen[at(b"old-1")].0, seen[at(b"new-1")].0);
+
+    // With `cut_after`: 50 ms after the new connection's first bytes, the held ones are
+    // delivered and the link is cut until healed.
+    let mut old = TcpStream::connect(via).unwrap();
+    old.write_all(b"old-3").unwrap();
+    wait_for(b"old-3");
+    let reorder = LinkFault::Reorder {
+        after: Duration::from_millis(100),
+        cut_after: Some(Duration::from_millis(50)),
+    };
+    proxy.link(&split(5, 6), Some(reorder)).unwrap();
+    old.write_all(b"old-4").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"old-4"));
+    let mut new = TcpStream::connect(via).unwrap();
+    new.write_all(b"new-2").unwrap();
+    wait_for(b"new-2");
+    wait_for(b"old-4");
+    if let Ok(mut c) = TcpStream::connect(via) {
+        let _ = c.write_all(b"cut-off");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"cut-off"));
+    proxy.heal().unwrap();
+    let mut healed = TcpStream::connect(via).unwrap();
+    healed.write_all(b"healed").unwrap();
+    wait_for(b"healed");
 }
 
 #[test]
