@@ -219,9 +219,9 @@ impl Plan {
         }
     }
 
-    /// Whether `--faults` lists `link`.
+    /// Whether `--faults` lists `link` or `reorder`.
     pub fn uses_links(&self) -> bool {
-        matches!(self, Plan::List(set) if set.link)
+        matches!(self, Plan::List(set) if set.link || set.reorder)
     }
 
     /// Whether membership changes are asked for.
@@ -282,6 +282,8 @@ pub enum FaultKind {
     SplitMember,
     /// Delay (fixed or jittered), stall or reset the leader's links (proxy backend only).
     Link,
+    /// The composed reorder-then-cut-the-leader fault on its own (proxy backend only).
+    Reorder,
     /// SIGKILL a minority, a majority or the leader and lose its unsynced writes; restart
     /// it later (root, /dev/fuse and --target raft; left out otherwise).
     PowerLoss,
@@ -309,6 +311,8 @@ pub struct FaultSet {
     pub split_member: bool,
     /// delay, stall or reset the leader's links (`link`; proxy backend only)
     pub link: bool,
+    /// the composed reorder-then-cut-the-leader fault on its own (`reorder`; proxy only)
+    pub reorder: bool,
     /// kill and lose unsynced writes (`power-loss`; FUSE only)
     pub power_loss: bool,
 }
@@ -326,6 +330,7 @@ impl FaultSet {
                 FaultKind::Member => set.member = true,
                 FaultKind::SplitMember => set.split_member = true,
                 FaultKind::Link => set.link = true,
+                FaultKind::Reorder => set.reorder = true,
                 FaultKind::PowerLoss => set.power_loss = true,
                 FaultKind::None => {}
             }
@@ -342,12 +347,13 @@ impl FaultSet {
             || self.member
             || self.split_member
             || self.link
+            || self.reorder
             || self.power_loss)
     }
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
     pub fn uses_net(&self) -> bool {
-        self.partition || self.isolate_leader || self.split_member || self.link
+        self.partition || self.isolate_leader || self.split_member || self.link || self.reorder
     }
 
     /// Whether membership changes are asked for (our cluster only).
@@ -377,6 +383,9 @@ impl FaultSet {
         }
         if self.link {
             v.extend(LINK_FAULTS);
+        }
+        if self.reorder {
+            v.push(Fault::ReorderThenCutLeader);
         }
         if self.power_loss {
             v.extend([Who::Minority, Who::Majority, Who::Leader].map(Fault::PowerLoss));

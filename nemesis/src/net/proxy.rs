@@ -454,6 +454,12 @@ impl Net for Proxy {
         for (&(a, b), relay) in &self.relays {
             match fault {
                 None => relay.shared.set_link(None),
+                // A reorder is one-way: it takes over what `a` sends to `b` when `b` must
+                // not hear `a`, and leaves `b`'s answers to `a` alone.
+                Some(f @ LinkFault::Reorder { .. }) if g.cuts(a, b) => {
+                    relay.shared.set_link(Some(f))
+                }
+                Some(LinkFault::Reorder { .. }) => {}
                 Some(f) if g.cuts(a, b) || g.cuts(b, a) => relay.shared.set_link(Some(f)),
                 Some(_) => {}
             }

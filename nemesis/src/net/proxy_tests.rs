@@ -165,8 +165,11 @@ fn link_faults_delay_stall_then_burst_and_reset() {
     echo(&mut fresh, b"new").unwrap();
 }
 
+/// Every chunk a recording server received, with its connection's number, in order.
+type Received = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+
 /// A server on `ip` that records every chunk it receives, with its connection's number.
-fn recording_server(ip: Ipv4Addr) -> (u16, Arc<Mutex<Vec<(usize, Vec<u8>)>>>) {
+fn recording_server(ip: Ipv4Addr) -> (u16, Received) {
     let listener = TcpListener::bind((ip, 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let log = Arc::new(Mutex::new(Vec::new()));
