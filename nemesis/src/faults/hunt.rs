@@ -102,6 +102,16 @@ impl Episode {
                 fault,
             }]
         };
+        // `n` times `fault`, 1-2 s apart (the first after `quiet`), each held for `hold` s.
+        let repeat = |rng: &mut StdRng, n: usize, hold: (f64, f64), fault: Fault| -> Vec<Step> {
+            (0..n)
+                .map(|i| Step {
+                    wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
+                    hold: secs(rng, hold.0, hold.1),
+                    fault,
+                })
+                .collect()
+        };
         match self {
             Episode::KillStorm => {
                 let n = rng.gen_range(4..=8);
@@ -125,21 +135,12 @@ impl Episode {
             // in the election timeout or so before the woken leader's check-quorum deposes
             // it, so one such fault catches a stale-read bug in roughly one try of three
             // (BENCHMARKS.md); repeats are cheap (about 4 s each).
-            Episode::IsolatedPause => (0..rng.gen_range(2..=3))
-                .map(|i| Step {
-                    wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
-                    hold: secs(rng, 1.5, 3.0),
-                    fault: Fault::PauseIsolatedLeader,
-                })
-                .collect(),
+            Episode::IsolatedPause => {
+                let n = rng.gen_range(2..=3);
+                repeat(rng, n, (1.5, 3.0), Fault::PauseIsolatedLeader)
+            }
             // Twice: the lagging nodes win the next election in about half the tries.
-            Episode::LagThenKillLeader => (0..2)
-                .map(|i| Step {
-                    wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
-                    hold: secs(rng, 2.0, 4.0),
-                    fault: Fault::LagThenKillLeader,
-                })
-                .collect(),
+            Episode::LagThenKillLeader => repeat(rng, 2, (2.0, 4.0), Fault::LagThenKillLeader),
             Episode::SplitMember => one(Fault::SplitMembership, secs(rng, 2.0, 4.0)),
             Episode::Partition => {
                 let kind = *PartitionKind::ALL.choose(rng).expect("five kinds");
@@ -151,13 +152,10 @@ impl Episode {
                     .expect("three");
                 one(Fault::Pause(who), secs(rng, 1.0, 4.0))
             }
-            Episode::Reorder => (0..rng.gen_range(1..=2))
-                .map(|i| Step {
-                    wait: if i == 0 { quiet } else { secs(rng, 1.0, 2.0) },
-                    hold: secs(rng, 0.3, 1.0),
-                    fault: Fault::ReorderThenCutLeader,
-                })
-                .collect(),
+            Episode::Reorder => {
+                let n = rng.gen_range(1..=2);
+                repeat(rng, n, (0.3, 1.0), Fault::ReorderThenCutLeader)
+            }
             Episode::Link => {
                 let fault = *super::LINK_FAULTS.choose(rng).expect("four");
                 one(fault, secs(rng, 1.0, 4.0))
