@@ -34,6 +34,11 @@ pub(crate) fn show(v: &Value) -> String {
     }
 }
 
+/// [`show`] for a field that may be absent (`none`).
+pub(crate) fn show_opt(v: Option<&Value>) -> String {
+    v.map_or("none".to_string(), show)
+}
+
 /// An event's fields before validation: the named ones picked out, the rest in `extra`.
 #[derive(Debug, Default)]
 pub(crate) struct RawEvent {

@@ -31,9 +31,7 @@ pub fn read_str(text: &str, file: &str) -> Result<History, ReadError> {
                 }
             },
             other => {
-                let found = other
-                    .as_ref()
-                    .map_or("none".to_string(), crate::fields::show);
+                let found = crate::fields::show_opt(other.as_ref());
                 return Err(ReadError::parse(
                     file,
                     *line,
@@ -44,10 +42,7 @@ pub fn read_str(text: &str, file: &str) -> Result<History, ReadError> {
         };
         obj.f = Some(Value::from(ours));
         if !matches!(obj.key, Some(Value::String(_))) {
-            let found = obj
-                .key
-                .as_ref()
-                .map_or("none".to_string(), crate::fields::show);
+            let found = crate::fields::show_opt(obj.key.as_ref());
             return Err(ReadError::parse(file, *line, "a string :key", found));
         }
     }

@@ -1,9 +1,9 @@
-//! The client, status and admin API as values: parsed requests, answers and errors (the HTTP
-//! status, message and `definite` flag of `cluster/API.md`), independent of hyper.
+//! The client, status and admin API as values: parsed requests, answers and errors (an
+//! [`ErrorKind`], a message and the leader's address), independent of hyper: `http.rs` alone
+//! turns a kind into an HTTP status.
 
 use std::collections::BTreeMap;
 
-use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
@@ -83,48 +83,106 @@ pub enum Refusal {
     Error(ApiError),
 }
 
+/// What kind of failure an [`ApiError`] is, in the node's own terms. Each kind is one
+/// decision for the client (retry elsewhere, retry later, fix the request, or treat the
+/// outcome as unknown); `http.rs` maps each to one HTTP status (`cluster/API.md`).
+///
+/// The discriminants are the kind's code on the peer wire (an answer to a forwarded request,
+/// see `wire.rs` and the table in `codec.rs`): fixed, never reused. They are small numbers on
+/// purpose, far from any HTTP status, so a status number can never be read as a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ErrorKind {
+    /// The node cannot serve the request now (stopping, leadership lost, leader unreachable,
+    /// proposal replaced by another leader's entry); definitely not applied.
+    Unavailable = 1,
+    /// This node is not the leader and does not forward (no leader known, or the request was
+    /// already forwarded once); definitely not applied. The error names the leader if known.
+    NotLeader = 2,
+    /// The outcome is unknown: the operation may or may not take effect (deadline passed,
+    /// connection lost after sending a write, entry covered by a snapshot).
+    Unknown = 3,
+    /// The request is malformed (body, key, JSON, peer frame).
+    BadRequest = 4,
+    /// The sender is not allowed (a peer stream from an unknown node id).
+    Forbidden = 5,
+    /// No such path.
+    NotFound = 6,
+    /// The path exists but not with this method.
+    MethodNotAllowed = 7,
+    /// A body or frame over its size limit.
+    TooLarge = 8,
+}
+
+impl ErrorKind {
+    /// Every kind, in code order.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Unavailable,
+        ErrorKind::NotLeader,
+        ErrorKind::Unknown,
+        ErrorKind::BadRequest,
+        ErrorKind::Forbidden,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::TooLarge,
+    ];
+
+    /// The kind's code on the peer wire.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind with wire code `code`, if any.
+    pub fn from_code(code: u8) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
 /// An error as the API reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
+    /// What kind of failure.
+    pub kind: ErrorKind,
     /// Human-readable message.
     pub message: String,
-    /// `true`: the operation was not applied and never will be.
-    pub definite: bool,
     /// The leader's address, if known.
     pub leader: Option<String>,
 }
 
 impl ApiError {
-    /// A definite error (the operation did not and will not happen).
-    pub fn definite(status: StatusCode, message: impl Into<String>) -> ApiError {
+    /// An error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
+            kind,
             message: message.into(),
-            definite: true,
             leader: None,
         }
     }
 
-    /// An error of unknown outcome (504).
+    /// The node cannot serve the request now; definitely not applied.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorKind::Unavailable, message)
+    }
+
+    /// An error of unknown outcome.
     pub fn unknown(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            message: message.into(),
-            definite: false,
-            leader: None,
-        }
+        ApiError::new(ErrorKind::Unknown, message)
     }
 
-    /// 400 Bad Request.
+    /// A malformed request.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::definite(StatusCode::BAD_REQUEST, message)
+        ApiError::new(ErrorKind::BadRequest, message)
+    }
+
+    /// `true`: the operation was not applied and never will be (every kind but
+    /// [`ErrorKind::Unknown`]).
+    pub fn definite(&self) -> bool {
+        self.kind != ErrorKind::Unknown
     }
 
     /// The JSON body.
     pub fn body(&self) -> Value {
-        json!({"error": self.message, "definite": self.definite, "leader": self.leader})
+        json!({"error": self.message, "definite": self.definite(), "leader": self.leader})
     }
 }
 
@@ -409,9 +467,36 @@ mod tests {
             b"",
         ] {
             let e = parse_put("k".into(), body).unwrap_err();
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{body:?}");
-            assert!(e.definite);
+            assert_eq!(e.kind, ErrorKind::BadRequest, "{body:?}");
+            assert!(e.definite());
         }
+    }
+
+    /// Wire codes are one per kind, round-trip, and no HTTP status number is a code.
+    #[test]
+    fn error_kind_codes_are_distinct_and_no_status_is_one() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(k.code()), Some(k));
+        }
+        let codes: std::collections::BTreeSet<u8> =
+            ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        for status in 100..=255u8 {
+            assert_eq!(ErrorKind::from_code(status), None, "{status}");
+        }
+        assert_eq!(ErrorKind::from_code(0), None);
+    }
+
+    #[test]
+    fn only_an_unknown_outcome_is_not_definite() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ApiError::new(k, "x").definite(), k != ErrorKind::Unknown);
+        }
+        let body = ApiError::unknown("late").body();
+        assert_eq!(
+            body,
+            json!({"error": "late", "definite": false, "leader": null})
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! | client command inside a normal entry | `Command::encode` / `decode` | `kv.rs` |
 //! | state machine snapshot (the key-value map) | `Kv::encode` / `decode` | `kv.rs` |
 //! | peer stream frames (messages, forwards, answers, pieces) | length-prefixed sections | `wire.rs` |
+//! | an error in an answer to a forwarded request | `ErrorKind` as a `u8` code (1 unavailable, 2 not leader, 3 unknown outcome, 4 bad request, 5 forbidden, 6 not found, 7 method not allowed, 8 too large; never an HTTP status) | `api.rs`, `wire.rs` |
 //! | Raft messages inside a frame | the core's codec ([`raft::encode_messages`]) | `cluster/raft` |
 //! | client API | JSON over HTTP/1.1 (`cluster/API.md`) | `api.rs`, `http.rs` |
 //!
@@ -144,19 +145,33 @@ pub fn get_membership(r: &mut Reader) -> Result<Membership, CodecError> {
     })
 }
 
+/// `x` encoded by `put` as bytes of its own.
+fn standalone<T>(x: &T, put: fn(&mut Vec<u8>, &T)) -> Vec<u8> {
+    let mut v = Vec::new();
+    put(&mut v, x);
+    v
+}
+
+/// Decodes bytes of [`standalone`] with `get`, which must consume every byte.
+fn from_standalone<T>(
+    b: &[u8],
+    what: &'static str,
+    get: fn(&mut Reader) -> Result<T, CodecError>,
+) -> Result<T, CodecError> {
+    let mut r = Reader::new(b);
+    let x = get(&mut r)?;
+    r.finish(what)?;
+    Ok(x)
+}
+
 /// A membership as standalone bytes (the snapshot metadata in the WAL).
 pub fn membership_bytes(m: &Membership) -> Vec<u8> {
-    let mut v = Vec::new();
-    put_membership(&mut v, m);
-    v
+    standalone(m, put_membership)
 }
 
 /// Decodes [`membership_bytes`].
 pub fn membership_from_bytes(b: &[u8]) -> Result<Membership, CodecError> {
-    let mut r = Reader::new(b);
-    let m = get_membership(&mut r)?;
-    r.finish("membership")?;
-    Ok(m)
+    from_standalone(b, "membership", get_membership)
 }
 
 const K_NORMAL: u8 = 1;
@@ -223,17 +238,12 @@ pub fn get_kind(r: &mut Reader) -> Result<EntryKind, CodecError> {
 
 /// An entry's kind as standalone bytes (the WAL entry payload).
 pub fn kind_bytes(k: &EntryKind) -> Vec<u8> {
-    let mut v = Vec::new();
-    put_kind(&mut v, k);
-    v
+    standalone(k, put_kind)
 }
 
 /// Decodes [`kind_bytes`].
 pub fn kind_from_bytes(b: &[u8]) -> Result<EntryKind, CodecError> {
-    let mut r = Reader::new(b);
-    let k = get_kind(&mut r)?;
-    r.finish("entry")?;
-    Ok(k)
+    from_standalone(b, "entry", get_kind)
 }
 
 #[cfg(test)]

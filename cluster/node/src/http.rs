@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::{self, Answer, ApiError, ClientOp, Input, Refusal, BODY_LIMIT};
+use crate::api::{self, Answer, ApiError, ClientOp, ErrorKind, Input, Refusal, BODY_LIMIT};
 use crate::parse_errors::JsonParseErrors;
 use crate::transport::Transport;
 use crate::wire::{self, RAFT_FROM};
@@ -125,8 +125,22 @@ fn json_response(status: StatusCode, body: &Value) -> Resp {
     r
 }
 
+/// The HTTP status of each kind of error: the one place the node turns its own terms into
+/// status codes (`cluster/API.md` lists them for clients).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Unavailable | ErrorKind::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unknown => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+    }
+}
+
 fn error_response(e: &ApiError) -> Resp {
-    json_response(e.status, &e.body())
+    json_response(status_of(e.kind), &e.body())
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -137,8 +151,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Inf
 }
 
 fn method_not_allowed(m: &Method, path: &str, allowed: &str) -> ApiError {
-    ApiError::definite(
-        StatusCode::METHOD_NOT_ALLOWED,
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
         format!("method {m} not allowed on {path} (use {allowed})"),
     )
 }
@@ -211,11 +225,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Api
 }
 
 fn not_found(path: &str) -> ApiError {
-    ApiError::definite(StatusCode::NOT_FOUND, format!("unknown path {path:?}"))
+    ApiError::new(ErrorKind::NotFound, format!("unknown path {path:?}"))
 }
 
 fn stopping() -> ApiError {
-    ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, "node stopping")
+    ApiError::unavailable("node stopping")
 }
 
 async fn send(shared: &Shared, input: Input) -> Result<(), ApiError> {
@@ -225,8 +239,8 @@ async fn send(shared: &Shared, input: Input) -> Result<(), ApiError> {
 /// Reads a body under [`BODY_LIMIT`] (413 above it).
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let too_big = || {
-        ApiError::definite(
-            StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::new(
+            ErrorKind::TooLarge,
             format!("request body over the limit of {BODY_LIMIT} bytes"),
         )
     };
@@ -256,8 +270,8 @@ fn peer_id(shared: &Shared, req: &Request<Incoming>) -> Result<u64, ApiError> {
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| ApiError::bad_request(format!("missing or bad {RAFT_FROM} header")))?;
     if from == shared.id || shared.peer_addr(from).is_none() {
-        return Err(ApiError::definite(
-            StatusCode::FORBIDDEN,
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
             format!("messages from unknown node id {from} refused"),
         ));
     }
@@ -303,13 +317,13 @@ async fn read_stream(
     let mut buf = BytesMut::new();
     let mut assembler = wire::Assembler::default();
     let refused = |e: wire::WireError| {
-        let status = match e {
+        let kind = match e {
             wire::WireError::TooLarge(_) | wire::WireError::AssembledTooLarge(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
+                ErrorKind::TooLarge
             }
-            wire::WireError::Malformed { .. } => StatusCode::BAD_REQUEST,
+            wire::WireError::Malformed { .. } => ErrorKind::BadRequest,
         };
-        ApiError::definite(status, format!("peer stream from {from}: {e}"))
+        ApiError::new(kind, format!("peer stream from {from}: {e}"))
     };
     while let Some(frame) = body.frame().await {
         let frame = frame
@@ -401,13 +415,12 @@ async fn answer(
 
 fn not_leader(addr: Option<String>) -> ApiError {
     ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
+        kind: ErrorKind::NotLeader,
         message: if addr.is_some() {
             "not the leader".into()
         } else {
             "no leader known".into()
         },
-        definite: true,
         leader: addr,
     }
 }
@@ -425,8 +438,7 @@ async fn forward_op(
         e
     };
     let Some((id, rx)) = shared.transport.forward(leader, op) else {
-        return Err(with_leader(ApiError::definite(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(with_leader(ApiError::unavailable(
             "leader unreachable (its queue is full)",
         )));
     };
@@ -487,10 +499,9 @@ async fn forward(
     let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) if e.is_connect() => {
-            return Err(with_leader(ApiError::definite(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("leader unreachable: {e}"),
-            )))
+            return Err(with_leader(ApiError::unavailable(format!(
+                "leader unreachable: {e}"
+            ))))
         }
         Ok(Err(e)) if is_write => {
             return Err(with_leader(ApiError::unknown(format!(
@@ -498,10 +509,9 @@ async fn forward(
             ))))
         }
         Ok(Err(e)) => {
-            return Err(with_leader(ApiError::definite(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("forwarding a read failed: {e}"),
-            )))
+            return Err(with_leader(ApiError::unavailable(format!(
+                "forwarding a read failed: {e}"
+            ))))
         }
         Err(_) => {
             return Err(with_leader(ApiError::unknown(
@@ -523,4 +533,42 @@ async fn forward(
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses `cluster/API.md` promises, kind by kind (the end-to-end tests pin most of
+    /// them again through real requests).
+    #[test]
+    fn each_kind_has_the_documented_status() {
+        let want = [
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::NotLeader, 503),
+            (ErrorKind::Unknown, 504),
+            (ErrorKind::BadRequest, 400),
+            (ErrorKind::Forbidden, 403),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::MethodNotAllowed, 405),
+            (ErrorKind::TooLarge, 413),
+        ];
+        assert_eq!(want.len(), ErrorKind::ALL.len());
+        for (kind, status) in want {
+            assert_eq!(status_of(kind).as_u16(), status, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_error_response_carries_the_status_and_the_json_body() {
+        let mut e = ApiError::unavailable("leadership lost");
+        e.leader = Some("127.0.0.2:7000".into());
+        let r = error_response(&e);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(
+            e.body(),
+            json!({"error": "leadership lost", "definite": true, "leader": "127.0.0.2:7000"})
+        );
+    }
 }

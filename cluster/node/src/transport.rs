@@ -188,10 +188,7 @@ impl Transport {
 
     /// Fails forwarded request `id`, which never left this node: definitely not applied.
     fn unsent(&self, id: u64) {
-        let e = ApiError::definite(
-            hyper::StatusCode::SERVICE_UNAVAILABLE,
-            "leader unreachable (request never sent)",
-        );
+        let e = ApiError::unavailable("leader unreachable (request never sent)");
         self.resolve(id, Err(Refusal::Error(e)));
     }
 
@@ -206,10 +203,7 @@ impl Transport {
             let e = if f.is_write {
                 ApiError::unknown("a new term began after the request was forwarded to the leader")
             } else {
-                ApiError::definite(
-                    hyper::StatusCode::SERVICE_UNAVAILABLE,
-                    "a new term began after the read was forwarded to the leader",
-                )
+                ApiError::unavailable("a new term began after the read was forwarded to the leader")
             };
             let _ = f.reply.send(Err(Refusal::Error(e)));
         }
@@ -245,17 +239,13 @@ impl Transport {
         for f in self.take_where(|f| f.to == to && f.frame.is_some()) {
             let frame = f.frame.unwrap_or(0);
             let e = if done.is_some_and(|d| frame >= d) {
-                ApiError::definite(
-                    hyper::StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::unavailable(
                     "the leader refused the connection before reading the request (not applied)",
                 )
             } else if f.is_write {
                 ApiError::unknown("connection to the leader lost after forwarding")
             } else {
-                ApiError::definite(
-                    hyper::StatusCode::SERVICE_UNAVAILABLE,
-                    "connection to the leader lost",
-                )
+                ApiError::unavailable("connection to the leader lost")
             };
             let _ = f.reply.send(Err(Refusal::Error(e)));
         }
@@ -448,8 +438,10 @@ fn batch(first: Outgoing, rx: &mut mpsc::Receiver<Outgoing>) -> (bytes::Bytes, V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ErrorKind;
     use crate::kv::Command;
     use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
 
     fn write_op() -> ClientOp {
         ClientOp::Write(Command::Put {
@@ -467,7 +459,7 @@ mod tests {
 
     /// A fake peer's read of the stream's request head, and with `body` of the first bytes
     /// after it too; stops early if the connection ends.
-    async fn read_head(s: &mut tokio::net::TcpStream, body: bool) {
+    async fn read_head(s: &mut TcpStream, body: bool) {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -488,6 +480,31 @@ mod tests {
         assert!(t.forward(7, write_op()).is_none());
     }
 
+    /// Forwards a write from node 1 to node 2 at `addr`; the error its client gets.
+    async fn forward_write_to(addr: String) -> ApiError {
+        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
+        t.set_peer(2, addr);
+        let (_, rx) = t.forward(2, write_op()).expect("queued");
+        outcome(rx).await
+    }
+
+    /// Forwards a write to a fake peer on loopback that `peer` plays on the one connection
+    /// it accepts; the error the forwarding client gets.
+    async fn forward_write_to_fake_peer<F>(
+        peer: impl FnOnce(TcpStream) -> F + Send + 'static,
+    ) -> ApiError
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            peer(s).await;
+        });
+        forward_write_to(addr.to_string()).await
+    }
+
     #[tokio::test]
     async fn a_forward_that_never_left_fails_definitely() {
         // A port nothing listens on: every connect is refused.
@@ -496,45 +513,33 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
-        t.set_peer(2, format!("127.0.0.1:{port}"));
-        let (_, rx) = t.forward(2, write_op()).expect("queued");
-        let e = outcome(rx).await;
-        assert!(e.definite, "{e:?}");
+        let e = forward_write_to(format!("127.0.0.1:{port}")).await;
+        assert!(e.definite(), "{e:?}");
     }
 
     #[tokio::test]
     async fn a_forwarded_write_whose_connection_breaks_is_unknown() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         // A peer that reads the stream until the first frame (the forwarded request) has
         // arrived after the request head, then hangs up without answering.
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
+        let e = forward_write_to_fake_peer(|mut s| async move {
             read_head(&mut s, true).await;
-        });
-        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
-        t.set_peer(2, addr.to_string());
-        let (_, rx) = t.forward(2, write_op()).expect("queued");
-        let e = outcome(rx).await;
+        })
+        .await;
         assert!(
-            !e.definite,
+            !e.definite(),
             "a write that may have arrived is unknown: {e:?}"
         );
-        assert_eq!(e.status, hyper::StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.kind, ErrorKind::Unknown);
     }
 
     /// The leader refused the stream (here: after reading the frame with the forwarded
     /// request, as a peer refuses an unknown sender or a bad frame) and says it handled no
-    /// frame: the write was never seen, so its client learns it definitely failed (503), not
-    /// that its outcome is unknown (504).
+    /// frame: the write was never seen, so its client learns it definitely failed
+    /// (unavailable), not that its outcome is unknown.
     #[tokio::test]
     async fn a_forward_the_leader_refused_unread_is_definite() {
         use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
+        let e = forward_write_to_fake_peer(|mut s| async move {
             read_head(&mut s, false).await;
             let body = br#"{"error":"refused","definite":true,"leader":null}"#;
             let head = format!(
@@ -545,12 +550,9 @@ mod tests {
             let _ = s.write_all(head.as_bytes()).await;
             let _ = s.write_all(body).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
-        });
-        let t = Arc::new(Transport::new(1, "127.0.0.1".parse().unwrap()));
-        t.set_peer(2, addr.to_string());
-        let (_, rx) = t.forward(2, write_op()).expect("queued");
-        let e = outcome(rx).await;
-        assert!(e.definite, "a refused, unread write is definite: {e:?}");
-        assert_eq!(e.status, hyper::StatusCode::SERVICE_UNAVAILABLE);
+        })
+        .await;
+        assert!(e.definite(), "a refused, unread write is definite: {e:?}");
+        assert_eq!(e.kind, ErrorKind::Unavailable);
     }
 }

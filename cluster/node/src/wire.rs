@@ -5,7 +5,15 @@
 //! tag byte, a `u32` length and its bytes:
 //! - [`RAFT`]: messages as [`raft::encode_messages`] writes them;
 //! - [`FORWARD`]: a count, then per request its id (`u64`) and the encoded [`ClientOp`];
-//! - [`ANSWER`]: a count, then per answer the request's id and the encoded result.
+//! - [`ANSWER`]: a count, then per answer the request's id and the encoded result: a tag
+//!   byte (0-4 an [`Answer`], 5 not the leader, 7 an error as its [`ErrorKind`] code, the
+//!   message and the leader's address), then the fields.
+//!
+//! Answer tag 6 is retired: it was an error carrying an HTTP status number and a `definite`
+//! flag. It is refused as malformed, never read as a kind, so a frame from an older node
+//! cannot have its refusal change meaning on the way (the stream is refused, and the
+//! waiting clients get the outcome a lost connection gives). The node speaks in kinds; only
+//! `http.rs` knows statuses.
 //!
 //! Why forward over the stream rather than as an HTTP request of its own: under load a
 //! follower's clients forward thousands of requests a second; each used to cost a request
@@ -17,9 +25,8 @@
 //! from the network.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use hyper::StatusCode;
 
-use crate::api::{Answer, ApiError, ClientOp, Refusal};
+use crate::api::{Answer, ApiError, ClientOp, ErrorKind, Refusal};
 use crate::codec::{put_str, CodecError, Reader};
 use crate::kv::Command;
 
@@ -31,6 +38,9 @@ pub const FORWARD: u8 = 2;
 pub const ANSWER: u8 = 3;
 /// Section tag: one piece of a frame too large to go whole (see [`pieces`]).
 pub const PIECE: u8 = 4;
+
+/// Answer tag of an error: its [`ErrorKind`] code follows (tag 6, an HTTP status, is retired).
+const ERROR_ANSWER: u8 = 7;
 
 /// Header naming the sender of a peer stream (its node id).
 pub const RAFT_FROM: &str = "x-raft-from";
@@ -206,9 +216,8 @@ fn encode_answer(out: &mut Vec<u8>, res: &Result<Answer, Refusal>) {
             }
         }
         Err(Refusal::Error(e)) => {
-            out.put_u8(6);
-            out.put_u32_le(u32::from(e.status.as_u16()));
-            out.put_u8(e.definite as u8);
+            out.put_u8(ERROR_ANSWER);
+            out.put_u8(e.kind.code());
             put_str(out, &e.message);
             put_opt_str(out, e.leader.as_deref());
         }
@@ -257,19 +266,11 @@ fn decode_answer(b: &[u8]) -> Result<Result<Answer, Refusal>, WireError> {
             },
             op: None,
         }),
-        6 => {
-            let status = u16::try_from(c.u32("status")?)
-                .ok()
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .ok_or_else(|| bad("status"))?;
-            let definite = match c.u8("definite")? {
-                0 => false,
-                1 => true,
-                _ => return Err(bad("definite")),
-            };
+        ERROR_ANSWER => {
+            let kind =
+                ErrorKind::from_code(c.u8("error kind")?).ok_or_else(|| bad("error kind"))?;
             Err(Refusal::Error(ApiError {
-                status,
-                definite,
+                kind,
                 message: c.str("message")?,
                 leader: opt_str(&mut c, "leader")?,
             }))
@@ -442,12 +443,14 @@ mod tests {
             }),
             Err(Refusal::Error(ApiError::unknown("deadline passed"))),
             Err(Refusal::Error(ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: ErrorKind::NotLeader,
                 message: "not the leader".into(),
-                definite: true,
                 leader: Some("127.0.0.2:7000".into()),
             })),
         ]
+        .into_iter()
+        .chain(ErrorKind::ALL.map(|k| Err(Refusal::Error(ApiError::new(k, "refused")))))
+        .collect()
     }
 
     fn same(a: &Result<Answer, Refusal>, b: &Result<Answer, Refusal>) -> bool {
@@ -504,6 +507,31 @@ mod tests {
             assert_eq!(*id, i as u64);
             assert!(same(a, b), "{a:?} != {b:?}");
         }
+    }
+
+    /// An error answer as older nodes wrote it (tag 6, HTTP status 503 as a `u32`, the
+    /// definite flag, message, no leader) is refused, not read as some kind; and an unknown
+    /// kind code is refused too.
+    #[test]
+    fn an_error_answer_with_a_status_or_an_unknown_kind_is_refused() {
+        let mut old = vec![6u8];
+        old.put_u32_le(503);
+        old.put_u8(1);
+        put_str(&mut old, "not the leader");
+        old.put_u8(0);
+        assert_eq!(decode_answer(&old).unwrap_err(), bad("answer tag"));
+        let mut unknown = vec![ERROR_ANSWER, 0];
+        put_str(&mut unknown, "x");
+        unknown.put_u8(0);
+        assert_eq!(decode_answer(&unknown).unwrap_err(), bad("error kind"));
+        unknown[1] = ErrorKind::TooLarge.code();
+        assert!(matches!(
+            decode_answer(&unknown),
+            Ok(Err(Refusal::Error(ApiError {
+                kind: ErrorKind::TooLarge,
+                ..
+            })))
+        ));
     }
 
     #[test]

@@ -238,9 +238,7 @@ fn unwrap_tuples(ops: &mut [Op], file: &str, strict: bool) -> Result<(), ReadErr
                 obj.value = Some(v);
             }
             other if strict && invoke => {
-                let found = other
-                    .as_ref()
-                    .map_or("none".to_string(), crate::fields::show);
+                let found = crate::fields::show_opt(other.as_ref());
                 return Err(ReadError::parse(
                     file,
                     *line,

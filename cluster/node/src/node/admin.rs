@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use hyper::StatusCode;
 use raft::{ConfChange, ConfChangeError, Role};
 
 use super::Driver;
@@ -73,7 +72,7 @@ impl Driver {
                 let _ = reply.send(Err(Refusal::Error(ApiError::bad_request(e.to_string()))));
             }
             Err(e) => {
-                let err = ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                let err = ApiError::unavailable(e.to_string());
                 let _ = reply.send(Err(Refusal::Error(err)));
             }
         }

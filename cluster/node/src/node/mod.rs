@@ -24,12 +24,15 @@
 //!   fsync. Safe because the follower acknowledgements that could commit those entries are
 //!   stepped into the core only on a later turn of this same loop, after the fsync returned;
 //!   votes and every other message still wait for the fsync.
-//! - **Deadlines.** Each waiting client has a deadline; an expired write is answered 504
-//!   (unknown outcome: it may still commit), an expired read 504 as well.
+//! - **Deadlines.** Each waiting client has a deadline; an expired write is answered
+//!   [`ErrorKind::Unknown`](crate::api::ErrorKind) (it may still commit), an expired read
+//!   the same. The loop answers in its own terms (`api::ErrorKind`); `http.rs` alone turns
+//!   them into HTTP statuses.
 
 mod admin;
 mod pending;
 mod recovery;
+mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -37,8 +40,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::StatusCode;
-use raft::{Bugs, Config, EntryKind, Message, MessageBody, Ready, Role, Snapshot};
+use raft::{Bugs, Config, EntryKind, Message, MessageBody, Ready, Role};
 use tokio::sync::mpsc;
 
 use crate::api::{Answer, ApiError, ClientOp, Input, Refusal, StatusInfo};
@@ -48,7 +50,7 @@ use crate::kv::{Command, Kv, Outcome};
 use crate::storage::{self, Storage, StorageError};
 use crate::transport::Transport;
 use pending::{Expiry, PendingRead, PendingWrite};
-use recovery::{recover, stage_ready, to_storage_meta};
+use recovery::{recover, stage_ready};
 
 /// Most inputs taken from the channel per turn before the core is asked for work.
 const MAX_DRAIN: usize = 4096;
@@ -375,14 +377,13 @@ impl Driver {
         self.answer_reads();
         for ctx in &rd.dropped_reads {
             if let Some(r) = self.reads.remove(ctx) {
-                let e = ApiError::definite(StatusCode::SERVICE_UNAVAILABLE, "leadership lost");
+                let e = ApiError::unavailable("leadership lost");
                 let _ = r.reply.send(Err(Refusal::Error(e)));
             }
         }
         for p in &rd.dropped_proposals {
             self.resolve(p.index, p.term, |_| {
-                Err(ApiError::definite(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                Err(ApiError::unavailable(
                     "proposal lost to another leader's entry (not applied)",
                 ))
             });
@@ -410,10 +411,7 @@ impl Driver {
     /// the log, which the core clamps.
     async fn persist(&mut self, rd: &Ready) -> Result<(), NodeError> {
         if let Some(s) = &rd.snapshot {
-            let meta = to_storage_meta(&s.meta);
-            let data = s.data.clone();
-            self.on_disk(move |st| st.install_snapshot(meta, &data, true))
-                .await?;
+            self.install_snapshot(s).await?;
         }
         if stage_ready(self.storage_mut(), rd)? {
             self.on_disk(Storage::sync).await?;
@@ -489,41 +487,5 @@ impl Driver {
                 answer
             })
         });
-    }
-
-    /// Answers the client waiting on the proposal at `index`, if it was made in `term`; a
-    /// different term means our proposal was replaced: definitely not applied.
-    /// Replaces the state machine by a snapshot the leader sent.
-    fn restore(&mut self, s: &Snapshot) -> Result<(), NodeError> {
-        let kv = Kv::decode(&s.data).map_err(|e| NodeError::BadSnapshot {
-            index: s.meta.index,
-            why: e.to_string(),
-        })?;
-        self.kv = kv;
-        self.kv.applied = s.meta.index;
-        let peers: Vec<(u64, String)> = self.kv.peers.clone().into_iter().collect();
-        for (id, a) in peers {
-            self.learn_peer(id, &a);
-        }
-        Ok(())
-    }
-
-    async fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
-        let since = self.kv.applied - self.storage().state().snapshot.index;
-        if self.snapshot_every == 0 || since < self.snapshot_every {
-            return Ok(());
-        }
-        let data = self.kv.encode();
-        match self.node.compact(self.kv.applied, data) {
-            Ok(snap) => {
-                let meta = to_storage_meta(&snap.meta);
-                let data = snap.data;
-                self.on_disk(move |st| st.install_snapshot(meta, &data, false))
-                    .await?;
-                tracing::info!(index = snap.meta.index, "snapshot taken, log compacted");
-            }
-            Err(e) => tracing::debug!("no snapshot: {e}"),
-        }
-        Ok(())
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use hyper::StatusCode;
 use raft::{ProposeError, ReadError};
 
 use super::Driver;
@@ -78,6 +77,8 @@ impl Driver {
         ));
     }
 
+    /// Answers the client waiting on the proposal at `index`, if it was made in `term`; a
+    /// different term means our proposal was replaced: definitely not applied.
     pub(super) fn resolve(
         &mut self,
         index: u64,
@@ -90,8 +91,7 @@ impl Driver {
         let res = if w.term == term {
             f(w.admin)
         } else {
-            Err(ApiError::definite(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Err(ApiError::unavailable(
                 "proposal lost to another leader's entry (not applied)",
             ))
         };

@@ -1,8 +1,10 @@
 //! What the WAL holds, both ways: a `Ready` staged into it, and on start the data directory
-//! read back into what the core and the state machine start from.
+//! read back into what the core and the state machine start from (a snapshot on disk is read
+//! by `snapshot.rs`).
 
-use raft::{PersistedState, Ready, Snapshot};
+use raft::{PersistedState, Ready};
 
+use super::snapshot::read_back;
 use super::NodeError;
 use crate::codec;
 use crate::kv::Kv;
@@ -24,39 +26,18 @@ fn to_storage_entry(e: &raft::Entry) -> storage::Entry {
     }
 }
 
-pub(super) fn to_storage_meta(m: &raft::SnapshotMeta) -> storage::SnapshotMeta {
-    storage::SnapshotMeta {
-        index: m.index,
-        term: m.term,
-        conf: codec::membership_bytes(&m.membership),
-    }
-}
-
 /// Reads the data directory back into what the core and the state machine start from.
 pub(super) fn recover(
     storage: &Storage,
     snapshot_data: Option<Vec<u8>>,
 ) -> Result<(Option<PersistedState>, Kv), NodeError> {
     let st = storage.state();
-    let mut kv = Kv::default();
-    let snapshot = match snapshot_data {
+    let (snapshot, kv) = match snapshot_data {
         Some(data) => {
-            let index = st.snapshot.index;
-            let bad = |why: String| NodeError::BadSnapshot { index, why };
-            let membership =
-                codec::membership_from_bytes(&st.snapshot.conf).map_err(|e| bad(e.to_string()))?;
-            kv = Kv::decode(&data).map_err(|e| bad(e.to_string()))?;
-            kv.applied = index;
-            Some(Snapshot {
-                meta: raft::SnapshotMeta {
-                    index,
-                    term: st.snapshot.term,
-                    membership,
-                },
-                data,
-            })
+            let (snapshot, kv) = read_back(&st.snapshot, data)?;
+            (Some(snapshot), kv)
         }
-        None => None,
+        None => (None, Kv::default()),
     };
     let entries = st
         .entries
