@@ -97,7 +97,8 @@ pub enum WorkloadKind {
 /// Which partition backend to use.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetChoice {
-    /// iptables when root and available, else the proxy.
+    /// Our cluster: the proxy (it also shapes and reorders links); etcd: iptables when root
+    /// and available, else the proxy.
     Auto,
     /// Firewall rules in a chain this project owns (needs root).
     Iptables,

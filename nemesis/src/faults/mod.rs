@@ -29,6 +29,8 @@ pub enum Who {
     Majority,
     /// The current leader.
     Leader,
+    /// Every node (power losses only: the whole cluster loses power at once).
+    All,
 }
 
 impl Who {
@@ -38,6 +40,7 @@ impl Who {
             Who::Minority => "minority",
             Who::Majority => "majority",
             Who::Leader => "leader",
+            Who::All => "all",
         }
     }
 }
@@ -93,6 +96,20 @@ pub enum Fault {
     /// other side, heal, and restart it 1.5 s later (the default schedule's
     /// `lag-then-kill-leader`; see `Nemesis::kill_leader_then_heal` for why this order).
     LagThenKillLeader,
+    /// Take over every link of the leader ([`LinkFault::Reorder`]: what it sends is held for
+    /// 40 ms, then it must reconnect and its newer messages pass); a few milliseconds after
+    /// a new connection first passes, deliver the held messages on the old one and cut the
+    /// leader off, until the fault ends. Proxy backend only.
+    ///
+    /// Why: our nodes keep one stream per peer, so no kill, pause or cut ever reorders
+    /// their messages. Here each follower gets the leader's AppendEntries of those 40 ms
+    /// after the newer ones that carried its log further, with the leader cut off so it
+    /// cannot repair it: a follower that truncates a log its stale AppendEntries matches
+    /// (`--bug truncate-matching`) drops entries the leader may have committed, and the
+    /// next leader comes from those followers. Why so soon after the reconnection: a
+    /// follower ignores an AppendEntries below its commit index, so the stale ones must
+    /// land before the leader's next message tells it the newer entries are committed.
+    ReorderThenCutLeader,
     /// SIGKILL, then lose every write the node did not fsync (its data directory is a
     /// lazy FUSE mount, [`crate::lazyfs`]), later restart it. Only with FUSE (root and
     /// `/dev/fuse`) and our cluster.
@@ -112,7 +129,7 @@ impl Fault {
             Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
             Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
-            Fault::Link(_) => "link",
+            Fault::Link(_) | Fault::ReorderThenCutLeader => "link",
         }
     }
 
@@ -128,6 +145,7 @@ impl Fault {
             Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
             Fault::Link(f) => format!("{} leader's links", f.name()),
             Fault::LagThenKillLeader => "lag followers, kill the leader".to_string(),
+            Fault::ReorderThenCutLeader => "reorder the leader's links, cut it off".to_string(),
         }
     }
 }
@@ -201,9 +219,9 @@ impl Plan {
         }
     }
 
-    /// Whether `--faults` lists `link`.
+    /// Whether `--faults` lists `link` or `reorder`.
     pub fn uses_links(&self) -> bool {
-        matches!(self, Plan::List(set) if set.link)
+        matches!(self, Plan::List(set) if set.link || set.reorder)
     }
 
     /// Whether membership changes are asked for.
@@ -264,6 +282,8 @@ pub enum FaultKind {
     SplitMember,
     /// Delay (fixed or jittered), stall or reset the leader's links (proxy backend only).
     Link,
+    /// The composed reorder-then-cut-the-leader fault on its own (proxy backend only).
+    Reorder,
     /// SIGKILL a minority, a majority or the leader and lose its unsynced writes; restart
     /// it later (root, /dev/fuse and --target raft; left out otherwise).
     PowerLoss,
@@ -291,6 +311,8 @@ pub struct FaultSet {
     pub split_member: bool,
     /// delay, stall or reset the leader's links (`link`; proxy backend only)
     pub link: bool,
+    /// the composed reorder-then-cut-the-leader fault on its own (`reorder`; proxy only)
+    pub reorder: bool,
     /// kill and lose unsynced writes (`power-loss`; FUSE only)
     pub power_loss: bool,
 }
@@ -308,6 +330,7 @@ impl FaultSet {
                 FaultKind::Member => set.member = true,
                 FaultKind::SplitMember => set.split_member = true,
                 FaultKind::Link => set.link = true,
+                FaultKind::Reorder => set.reorder = true,
                 FaultKind::PowerLoss => set.power_loss = true,
                 FaultKind::None => {}
             }
@@ -324,12 +347,13 @@ impl FaultSet {
             || self.member
             || self.split_member
             || self.link
+            || self.reorder
             || self.power_loss)
     }
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
     pub fn uses_net(&self) -> bool {
-        self.partition || self.isolate_leader || self.split_member || self.link
+        self.partition || self.isolate_leader || self.split_member || self.link || self.reorder
     }
 
     /// Whether membership changes are asked for (our cluster only).
@@ -360,6 +384,9 @@ impl FaultSet {
         if self.link {
             v.extend(LINK_FAULTS);
         }
+        if self.reorder {
+            v.push(Fault::ReorderThenCutLeader);
+        }
         if self.power_loss {
             v.extend([Who::Minority, Who::Majority, Who::Leader].map(Fault::PowerLoss));
         }
@@ -376,6 +403,7 @@ pub fn pick(who: Who, ids: &[usize], leader: Option<usize>, rng: &mut StdRng) ->
         Who::One => 1,
         Who::Minority => rng.gen_range(1..=((n - 1) / 2).max(1)),
         Who::Majority => n / 2 + 1,
+        Who::All => n,
         Who::Leader => {
             return leader
                 .into_iter()
@@ -397,7 +425,13 @@ mod tests {
     #[test]
     fn the_same_seed_picks_the_same_nodes() {
         let ids = [1, 2, 3, 4, 5];
-        for who in [Who::One, Who::Minority, Who::Majority, Who::Leader] {
+        for who in [
+            Who::One,
+            Who::Minority,
+            Who::Majority,
+            Who::Leader,
+            Who::All,
+        ] {
             let a = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
             let b = pick(who, &ids, Some(3), &mut StdRng::seed_from_u64(9));
             assert_eq!(a, b);
@@ -405,6 +439,7 @@ mod tests {
                 Who::One | Who::Leader => assert_eq!(a.len(), 1),
                 Who::Minority => assert!((1..=2).contains(&a.len())),
                 Who::Majority => assert_eq!(a.len(), 3),
+                Who::All => assert_eq!(a, ids),
             }
         }
         assert_eq!(

@@ -9,7 +9,7 @@ use crate::sut::{find_leader, MemberChange, Processes};
 use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,7 +43,9 @@ enum Undo {
     Readd(Vec<usize>),
     HealThenReadd(Vec<usize>),
     Unlink,
-    KillLeaderThenHeal(Vec<usize>),
+    /// The lagging nodes, and whether every link is delayed too.
+    KillLeaderThenHeal(Vec<usize>, bool),
+    HealLink,
 }
 
 /// How long the nemesis keeps asking for a membership change before it gives up.
@@ -58,6 +60,29 @@ const SPLIT_PATIENCE: Duration = Duration::from_secs(2);
 
 /// How long the leader killed by the lag fault stays down after the heal.
 const LAG_RESTART_AFTER: Duration = Duration::from_millis(1500);
+
+/// The delay on every link during the lag fault (proxy backend only).
+///
+/// Why 60 ms: a relay passes one chunk per delay, so a follower hears its leader about once
+/// a delay; at 150 ms (tried first) that is past the 100-200 ms election timeout, and the
+/// followers deposed every leader before the kill.
+const LAG_DELAY_MS: u64 = 60;
+const LAG_DELAY: LinkFault = LinkFault::Delay {
+    base: Duration::from_millis(LAG_DELAY_MS),
+    jitter: Duration::ZERO,
+};
+
+/// How long the lag fault's delays outlast the heal: the election and the new leader's
+/// first slow round trips (see `kill_leader_then_heal`).
+const DELAY_AFTER_HEAL: Duration = Duration::from_millis(1000);
+
+/// How long the reorder fault holds what the leader sends before its links are closed.
+///
+/// Why 40 ms: the followers' election timeout is 100-200 ms and the leader reconnects
+/// within about 20 ms, so they keep hearing from it (an election would change the term,
+/// and a follower ignores the messages of an old term); 40 ms of AppendEntries is a few
+/// batches at the default rate.
+const REORDER_HOLD: Duration = Duration::from_millis(40);
 
 impl Nemesis {
     /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
@@ -91,13 +116,36 @@ impl Nemesis {
     /// election restriction can win with a log that misses committed entries; a correct new
     /// leader must first bring a lagging node up to date before its first entry commits,
     /// which widens the window in which a read that does not wait for it is stale.
-    async fn kill_leader_then_heal(&self, lag: &[usize]) -> Result<()> {
+    ///
+    /// `delayed` (every link delayed by [`LAG_DELAY_MS`] since the fault began, proxy
+    /// only): the leader is cut off as it is killed, so the messages its links still carry
+    /// are dropped, and the delays stay [`DELAY_AFTER_HEAL`] after the heal. Why: with every
+    /// link slow, a follower learns that an entry is committed a full delay after the
+    /// leader acknowledged it, so the leader dies with its last ~60 ms of acknowledged
+    /// writes unknown to the next leader as committed; that leader then needs one slow round
+    /// trip to confirm a read (any two followers answer a heartbeat) but at least two to
+    /// commit its first entry (a lagging follower must be caught up first). A read served
+    /// in between without waiting for that commit (`--bug early-read`) misses those writes.
+    async fn kill_leader_then_heal(&self, lag: &[usize], delayed: bool) -> Result<()> {
         let http = Http::new(Duration::from_millis(300));
         let target = lock(&self.cluster).target().clone();
         let victim = find_leader(target.as_ref(), &http)
             .await
             .filter(|l| !lag.contains(l));
+        let ids = lock(&self.cluster).ids();
+        let isolate = |l: usize| {
+            let others: Vec<usize> = ids.iter().copied().filter(|&i| i != l).collect();
+            let mut g = Grudge::none(&ids);
+            g.cut_between(&[l], &others);
+            g
+        };
         if let Some(l) = victim {
+            if let (true, Some(net)) = (delayed, &self.net) {
+                let mut g = isolate(l);
+                let rest: Vec<usize> = ids.iter().copied().filter(|i| !lag.contains(i)).collect();
+                g.cut_between(lag, &rest);
+                lock(net).partition(&g)?;
+            }
             lock(&self.cluster).kill(l)?;
             self.recorder.nemesis(
                 "start-kill",
@@ -105,13 +153,22 @@ impl Nemesis {
             );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut waited = Duration::ZERO;
         if let Some(net) = &self.net {
-            lock(net).heal()?;
+            match victim {
+                Some(l) if delayed => lock(net).partition(&isolate(l))?,
+                _ => lock(net).heal()?,
+            }
         }
         self.recorder
             .nemesis("stop-partition", json!({"nodes": lag, "kind": "lag"}));
+        if let (true, Some(net), Some(_)) = (delayed, &self.net, victim) {
+            tokio::time::sleep(DELAY_AFTER_HEAL).await;
+            waited = DELAY_AFTER_HEAL;
+            lock(net).heal()?;
+        }
         if let Some(l) = victim {
-            tokio::time::sleep(LAG_RESTART_AFTER).await;
+            tokio::time::sleep(LAG_RESTART_AFTER.saturating_sub(waited)).await;
             lock(&self.cluster).start(l)?;
             self.recorder.nemesis("stop-kill", json!({"nodes": [l]}));
         }
@@ -166,6 +223,10 @@ impl Nemesis {
                         nodes.sort_unstable();
                     }
                 }
+                // Every node goes down before any loses its unsynced writes, as in one
+                // power cut: a node still up for the few milliseconds a rollback takes
+                // could acknowledge, or grant a vote, after its peers lost theirs.
+                self.each(&nodes, Processes::kill)?;
                 let mut files = 0;
                 for &n in &nodes {
                     files += lock(&self.cluster).power_loss(n)?;
@@ -251,6 +312,37 @@ impl Nemesis {
                 }
                 (Undo::Unlink, value)
             }
+            Fault::ReorderThenCutLeader => {
+                let nodes = pick(Who::Leader, &ids, leader, rng);
+                // One-way: only what the leader sends is held. Why: its followers' answers,
+                // and the client requests they forward to it, keep flowing, so the leader
+                // goes on appending while nothing reaches them, and what it holds is full
+                // of entries.
+                let mut g = Grudge::none(&ids);
+                for f in ids.iter().filter(|i| !nodes.contains(i)) {
+                    g.0.entry(*f).or_default().insert(nodes[0]);
+                }
+                // Drawn: the stale messages must land after the follower's log grew and
+                // before it hears that the growth is committed; where that falls depends on
+                // the load and on fsync times.
+                let f = LinkFault::Reorder {
+                    after: REORDER_HOLD,
+                    cut_after: Some(Duration::from_millis(rng.gen_range(2..=20))),
+                };
+                let mut value =
+                    json!({"kind": f.name(), "nodes": nodes, "grudge": grudge_json(&g)});
+                if !lock(self.net()?).link(&g, Some(f))? {
+                    value["skipped"] =
+                        json!("this partition backend cannot shape links (proxy only)");
+                }
+                if let LinkFault::Reorder {
+                    cut_after: Some(d), ..
+                } = f
+                {
+                    value["cut_after_ms"] = json!(d.as_millis() as u64);
+                }
+                (Undo::HealLink, value)
+            }
             Fault::LagThenKillLeader => {
                 let mut followers: Vec<usize> =
                     ids.iter().copied().filter(|&i| Some(i) != leader).collect();
@@ -265,9 +357,14 @@ impl Nemesis {
                 g.cut_between(&lag, &rest);
                 let net = self.net()?;
                 lock(net).partition(&g)?;
+                // Every link delayed too, where the backend shapes links: see
+                // `kill_leader_then_heal` for what that widens.
+                let mut all = Grudge::none(&ids);
+                all.cut_between(&ids, &ids);
+                let delayed = lock(net).link(&all, Some(LAG_DELAY))?;
                 (
-                    Undo::KillLeaderThenHeal(lag.clone()),
-                    json!({"kind": "lag", "nodes": lag, "grudge": grudge_json(&g)}),
+                    Undo::KillLeaderThenHeal(lag.clone(), delayed),
+                    json!({"kind": "lag", "nodes": lag, "grudge": grudge_json(&g), "delay_ms": if delayed { LAG_DELAY_MS } else { 0 }}),
                 )
             }
             Fault::Partition(kind) => {
@@ -291,7 +388,9 @@ impl Nemesis {
 
     async fn finish(&self, fault: Fault, undo: Undo) -> Result<()> {
         let value = match undo {
-            Undo::KillLeaderThenHeal(lag) => return self.kill_leader_then_heal(&lag).await,
+            Undo::KillLeaderThenHeal(lag, delayed) => {
+                return self.kill_leader_then_heal(&lag, delayed).await
+            }
             Undo::Restart(nodes) => {
                 self.each(&nodes, Processes::start)?;
                 json!({ "nodes": nodes })
@@ -322,6 +421,14 @@ impl Nemesis {
                     .change_members(&nodes, true, None, MEMBER_PATIENCE)
                     .await?;
                 json!({ "nodes": nodes, "added": outcome })
+            }
+            Undo::HealLink => {
+                if let Some(net) = &self.net {
+                    let mut net = lock(net);
+                    net.link(&Grudge::none(&lock(&self.cluster).ids()), None)?;
+                    net.heal()?;
+                }
+                Value::Null
             }
             Undo::Unlink => {
                 if let Some(net) = &self.net {

@@ -176,15 +176,30 @@ pub enum LinkFault {
     Stall,
     /// Every open connection is closed now; new connections pass.
     Reset,
+    /// Every open connection is taken over: the bytes its sender writes from now on are
+    /// held, and after `after` its sender's side is closed, so the sender reconnects and its
+    /// newer messages pass on a new connection. The held bytes are then delivered on the old
+    /// connection's receiving side, which is closed after them: the receiver gets old
+    /// messages after newer ones (our nodes read each inbound stream on its own task, so a
+    /// late stream is stepped whenever it arrives). When: `cut_after` the first bytes of a
+    /// new connection passed, and the link is then cut until healed; or, without
+    /// `cut_after`, when the fault is lifted.
+    Reorder {
+        /// How long bytes are held before the sender's side is closed.
+        after: Duration,
+        /// Deliver and cut this long after a new connection first passed bytes.
+        cut_after: Option<Duration>,
+    },
 }
 
 impl LinkFault {
-    /// The kebab-case name used in histories (`delay`, `stall`, `reset`).
+    /// The kebab-case name used in histories (`delay`, `stall`, `reset`, `reorder`).
     pub fn name(self) -> &'static str {
         match self {
             LinkFault::Delay { .. } => "delay",
             LinkFault::Stall => "stall",
             LinkFault::Reset => "reset",
+            LinkFault::Reorder { .. } => "reorder",
         }
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! A relay can also shape its link instead of cutting it ([`LinkFault`]): delay every chunk
 //! it copies, stall (stop copying until the fault is lifted, then pass everything queued at
-//! once), or reset (close the open connections, let new ones through).
+//! once), reset (close the open connections, let new ones through), or reorder (hold what
+//! each open connection carries, close its sender's side so the sender reconnects, and
+//! deliver the held bytes on the old receiving side when the fault is lifted).
 //!
 //! Threads, not tokio: the [`super::Net`] trait is synchronous, a cluster has at most a few
 //! dozen relays with a few connections each, and a blocking copy loop per direction adds no
@@ -37,6 +39,12 @@ struct State {
     next_id: u64,
     /// Open connections (client side, target side), kept to shut them down on a cut.
     conns: BTreeMap<u64, (TcpStream, TcpStream)>,
+    /// Connections taken over by a reorder: the bytes their client sent since, to be
+    /// written to their target side when the fault is lifted.
+    held: BTreeMap<u64, Vec<u8>>,
+    /// Armed by a reorder with a `cut_after` once the old connections are closed: the next
+    /// new connection to pass bytes starts the clock for the late delivery and the cut.
+    cut_armed: Option<Duration>,
 }
 
 struct Shared {
@@ -70,23 +78,112 @@ enum Gate {
 }
 
 impl Shared {
-    /// Sets or lifts a link fault; a reset closes the open connections now.
-    fn set_link(&self, fault: Option<LinkFault>) {
+    /// Sets or lifts a link fault; a reset closes the open connections now, a reorder
+    /// takes them over; lifting delivers what reorders held.
+    fn set_link(self: &Arc<Self>, fault: Option<LinkFault>) {
         let mut st = self.lock();
-        if fault == Some(LinkFault::Reset) {
-            close_all(&mut st);
-            return;
+        match fault {
+            Some(LinkFault::Reset) => close_all(&mut st),
+            Some(LinkFault::Reorder { after, cut_after }) => {
+                let ids: Vec<u64> = st.conns.keys().copied().collect();
+                for id in ids {
+                    st.held.insert(id, Vec::new());
+                }
+                drop(st);
+                // The sender's side closes only after `after`, so the held bytes are what
+                // it wrote in that time; the copy thread then sees the end of its client's
+                // stream on a connection marked held and leaves the target side open.
+                let shared = self.clone();
+                let _ = std::thread::Builder::new()
+                    .name("relay-reorder".into())
+                    .spawn(move || {
+                        std::thread::sleep(after);
+                        let mut st = shared.lock();
+                        for id in st.held.keys() {
+                            if let Some((client, _)) = st.conns.get(id) {
+                                let _ = client.shutdown(Shutdown::Both);
+                            }
+                        }
+                        st.cut_armed = cut_after;
+                    });
+            }
+            Some(f) => st.link = Some(f),
+            None => {
+                st.link = None;
+                st.cut_armed = None;
+                let late = take_late(&mut st);
+                drop(st);
+                deliver_late(late);
+            }
         }
-        st.link = fault;
     }
 
+    /// After a new connection passed bytes: if a reorder armed its cut, waits `cut_after`,
+    /// delivers the held bytes, and cuts the link (until healed).
+    fn passed(self: &Arc<Self>) {
+        let Some(wait) = self.lock().cut_armed.take() else {
+            return;
+        };
+        let shared = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("relay-reorder-cut".into())
+            .spawn(move || {
+                std::thread::sleep(wait);
+                let late = take_late(&mut shared.lock());
+                deliver_late(late);
+                shared.set_cut(true);
+            });
+    }
+
+    /// Whether connection `id`'s client bytes are being held; if so, keeps `bytes`.
+    fn hold(&self, id: u64, bytes: &[u8]) -> bool {
+        match self.lock().held.get_mut(&id) {
+            Some(buf) => {
+                buf.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_held(&self, id: u64) -> bool {
+        self.lock().held.contains_key(&id)
+    }
+}
+
+/// The held bytes of every reordered connection, each with its target side (when still
+/// open); forgets them.
+fn take_late(st: &mut State) -> Vec<(Vec<u8>, Option<TcpStream>)> {
+    std::mem::take(&mut st.held)
+        .into_iter()
+        .map(|(id, bytes)| {
+            let target = st.conns.get(&id).and_then(|(_, t)| t.try_clone().ok());
+            (bytes, target)
+        })
+        .collect()
+}
+
+/// Writes each reordered connection's held bytes to its receiving side, then closes it.
+///
+/// A write timeout, because a paused receiver would otherwise block the nemesis once the
+/// socket buffer is full; what does not fit by then is lost, as on a link that died.
+fn deliver_late(late: Vec<(Vec<u8>, Option<TcpStream>)>) {
+    for (bytes, target) in late {
+        let Some(mut target) = target else { continue };
+        let _ = target.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = target.write_all(&bytes);
+        let _ = target.shutdown(Shutdown::Both);
+    }
+}
+
+impl Shared {
     fn gate(&self, noise: &mut u64) -> Gate {
         let st = self.lock();
         if st.cut || st.stopping {
             return Gate::Close;
         }
         match st.link {
-            None | Some(LinkFault::Reset) => Gate::Pass,
+            None | Some(LinkFault::Reset) | Some(LinkFault::Reorder { .. }) => Gate::Pass,
             Some(LinkFault::Stall) => Gate::Hold,
             Some(LinkFault::Delay { base, jitter }) => {
                 // xorshift: jitter needs no reproducibility (thread timing already has none).
@@ -102,6 +199,8 @@ impl Shared {
 }
 
 fn close_all(st: &mut State) {
+    st.held.clear();
+    st.cut_armed = None;
     for (client, target) in std::mem::take(&mut st.conns).values() {
         let _ = client.shutdown(Shutdown::Both);
         let _ = target.shutdown(Shutdown::Both);
@@ -223,9 +322,9 @@ fn relay(client: TcpStream, shared: Arc<Shared>) {
         .name("relay-back".into())
         .spawn({
             let shared = shared.clone();
-            move || copy(target2, client2, &shared, id * 2 + 1)
+            move || copy(target2, client2, &shared, id * 2 + 1, None)
         });
-    copy(client, target, &shared, id * 2);
+    copy(client, target, &shared, id * 2, Some(id));
     if let Ok(handle) = back {
         let _ = handle.join();
     }
@@ -233,22 +332,37 @@ fn relay(client: TcpStream, shared: Arc<Shared>) {
 }
 
 /// Copies `from` to `to` until end of stream, then half-closes `to`; on an error closes both.
-/// Each chunk passes the relay's [`Gate`] first (`seed`: the delay jitter's).
-fn copy(mut from: TcpStream, mut to: TcpStream, shared: &Shared, seed: u64) {
+/// Each chunk passes the relay's [`Gate`] first (`seed`: the delay jitter's). `held`: the
+/// connection's id when this is its client-to-target direction, which a reorder can take
+/// over (its chunks are then kept, and `to` is left open for their late delivery).
+fn copy(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    shared: &Arc<Shared>,
+    seed: u64,
+    held: Option<u64>,
+) {
     let mut buf = [0u8; 16 * 1024];
     let mut noise = seed | 1;
+    let taken_over = |shared: &Shared| held.is_some_and(|id| shared.is_held(id));
     loop {
         match from.read(&mut buf) {
+            Ok(0) if taken_over(shared) => return,
             Ok(0) => {
                 let _ = to.shutdown(Shutdown::Write);
                 return;
             }
+            Ok(n) if held.is_some_and(|id| shared.hold(id, &buf[..n])) => {}
             Ok(n) => {
                 if !pass_gate(shared, &mut noise) || to.write_all(&buf[..n]).is_err() {
                     break;
                 }
+                if held.is_some() {
+                    shared.passed();
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if taken_over(shared) => return,
             Err(_) => break,
         }
     }
@@ -340,6 +454,12 @@ impl Net for Proxy {
         for (&(a, b), relay) in &self.relays {
             match fault {
                 None => relay.shared.set_link(None),
+                // A reorder is one-way: it takes over what `a` sends to `b` when `b` must
+                // not hear `a`, and leaves `b`'s answers to `a` alone.
+                Some(f @ LinkFault::Reorder { .. }) if g.cuts(a, b) => {
+                    relay.shared.set_link(Some(f))
+                }
+                Some(LinkFault::Reorder { .. }) => {}
                 Some(f) if g.cuts(a, b) || g.cuts(b, a) => relay.shared.set_link(Some(f)),
                 Some(_) => {}
             }

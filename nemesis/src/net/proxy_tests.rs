@@ -3,6 +3,7 @@
 use super::*;
 use crate::net::Grudge;
 use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// A server on `ip` that greets each connection with the peer's IP and a newline, then echoes.
@@ -162,6 +163,125 @@ fn link_faults_delay_stall_then_burst_and_reset() {
     assert!(matches!(closed, Ok(0)) || closed.is_err(), "{closed:?}");
     let (_, mut fresh) = open(via).unwrap();
     echo(&mut fresh, b"new").unwrap();
+}
+
+/// Every chunk a recording server received, with its connection's number, in order.
+type Received = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+
+/// A server on `ip` that records every chunk it receives, with its connection's number.
+fn recording_server(ip: Ipv4Addr) -> (u16, Received) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().flatten().enumerate() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0; 4096];
+                while let Ok(k @ 1..) = conn.read(&mut buf) {
+                    log.lock().unwrap().push((n, buf[..k].to_vec()));
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_reorder_delivers_held_bytes_after_a_new_connections_bytes() {
+    let ip5 = Ipv4Addr::new(127, 0, 11, 5);
+    let ip6 = Ipv4Addr::new(127, 0, 11, 6);
+    let (port, log) = recording_server(ip6);
+    let nodes = vec![
+        NodeNet {
+            id: 5,
+            ip: ip5,
+            port: echo_server(ip5),
+            uid: None,
+        },
+        NodeNet {
+            id: 6,
+            ip: ip6,
+            port,
+            uid: None,
+        },
+    ];
+    let mut proxy = Proxy::start(&nodes).unwrap();
+    let via = proxy.peer_addr(5, 6);
+    let mut old = TcpStream::connect(via).unwrap();
+    old.write_all(b"old-1").unwrap();
+    let wait_for = |what: &[u8]| {
+        let t = Instant::now();
+        while !log.lock().unwrap().iter().any(|(_, b)| b == what) {
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "{what:?} never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(b"old-1");
+    let reorder = LinkFault::Reorder {
+        after: Duration::from_millis(150),
+        cut_after: None,
+    };
+    assert!(proxy.link(&split(5, 6), Some(reorder)).unwrap());
+    // Written while held: kept by the relay, and the sender's side closes after 150 ms.
+    old.write_all(b"old-2").unwrap();
+    old.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut rest = Vec::new();
+    let closed = old.read_to_end(&mut rest);
+    assert!(matches!(closed, Ok(0)) || closed.is_err(), "{closed:?}");
+    // The sender reconnects; its new bytes pass at once.
+    let mut new = TcpStream::connect(via).unwrap();
+    new.write_all(b"new-1").unwrap();
+    wait_for(b"new-1");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"old-2"));
+    // Lifted: the held bytes arrive on the old connection, after the new one's.
+    proxy.link(&split(5, 6), None).unwrap();
+    wait_for(b"old-2");
+    let seen = log.lock().unwrap().clone();
+    let at = |what: &[u8]| seen.iter().position(|(_, b)| b == what).unwrap();
+    assert!(
+        at(b"old-1") < at(b"new-1") && at(b"new-1") < at(b"old-2"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[at(b"old-1")].0,
+        seen[at(b"old-2")].0,
+        "same connection"
+    );
+    assert_ne!(seen[at(b"old-1")].0, seen[at(b"new-1")].0);
+
+    // With `cut_after`: 50 ms after the new connection's first bytes, the held ones are
+    // delivered and the link is cut until healed.
+    let mut old = TcpStream::connect(via).unwrap();
+    old.write_all(b"old-3").unwrap();
+    wait_for(b"old-3");
+    let reorder = LinkFault::Reorder {
+        after: Duration::from_millis(100),
+        cut_after: Some(Duration::from_millis(50)),
+    };
+    proxy.link(&split(5, 6), Some(reorder)).unwrap();
+    old.write_all(b"old-4").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"old-4"));
+    let mut new = TcpStream::connect(via).unwrap();
+    new.write_all(b"new-2").unwrap();
+    wait_for(b"new-2");
+    wait_for(b"old-4");
+    if let Ok(mut c) = TcpStream::connect(via) {
+        let _ = c.write_all(b"cut-off");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"cut-off"));
+    proxy.heal().unwrap();
+    let mut healed = TcpStream::connect(via).unwrap();
+    healed.write_all(b"healed").unwrap();
+    wait_for(b"healed");
 }
 
 #[test]
