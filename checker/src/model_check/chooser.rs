@@ -14,7 +14,7 @@
 //! as a different path (or the rebuild panicked). Picking a real step first keeps the
 //! recorded indices exact.
 
-use super::properties::RaftModel;
+use super::properties::{self, RaftModel};
 use super::trace::Action;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -29,6 +29,31 @@ pub struct Scheduler {
     pub nodes: usize,
     /// The model, to tell real steps from no-ops.
     pub model: Arc<RaftModel>,
+    /// The ranges the odds are drawn from.
+    pub shape: WalkShape,
+}
+
+/// The ranges a walk draws its odds from (per mille of steps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WalkShape {
+    /// Timeouts 3–40%, faults (losses, crashes) 0–6%, partitions changing on 0–15% of
+    /// steps: mostly deliveries, for the bugs that need a calm run with clients.
+    #[default]
+    Swarm,
+    /// Timeouts 10–45%, faults 8–30%, partitions changing on 5–25% of steps: leaders come
+    /// and go while their AppendEntries are lost or held back, the run of Figure 8 (three
+    /// leaders in turn, each cut off before it replicates).
+    Elections,
+}
+
+impl WalkShape {
+    /// The ranges: (timeout, fault, repartition).
+    fn odds(self) -> [std::ops::Range<u32>; 3] {
+        match self {
+            WalkShape::Swarm => [30..400, 0..60, 0..150],
+            WalkShape::Elections => [100..450, 80..300, 50..250],
+        }
+    }
 }
 
 /// One walk's generator and odds (per mille).
@@ -47,9 +72,10 @@ impl Chooser<RaftModel> for Scheduler {
 
     fn new_state(&self, seed: u64) -> Walk {
         let mut rng = StdRng::seed_from_u64(seed);
-        let timeout = rng.gen_range(30..400);
-        let fault = rng.gen_range(0..60);
-        let repartition = rng.gen_range(0..150);
+        let [timeout, fault, repartition] = self.shape.odds();
+        let timeout = rng.gen_range(timeout);
+        let fault = rng.gen_range(fault);
+        let repartition = rng.gen_range(repartition);
         Walk {
             rng,
             timeout,
@@ -102,9 +128,12 @@ impl Chooser<RaftModel> for Scheduler {
             order.swap(i, j);
         }
         order.sort_by_key(|&i| kind(&actions[i]) != wanted);
-        order
-            .into_iter()
-            .find(|&i| self.model.next_state(state, actions[i].clone()).is_some())
-            .unwrap_or(0)
+        for i in order {
+            if let Some(next) = self.model.next_state(state, actions[i].clone()) {
+                properties::remember_chosen(state, &actions[i], next);
+                return i;
+            }
+        }
+        0
     }
 }

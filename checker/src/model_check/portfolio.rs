@@ -23,6 +23,7 @@
 
 use super::properties::Cancel;
 use super::{check_cancellable, Bounds, Outcome, Search};
+use clap::ValueEnum;
 use raft::Bugs;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -80,6 +81,18 @@ impl Leg {
         if b.depth != d.depth {
             flag(format!("--depth {}", b.depth.unwrap_or(0)));
         }
+        if let Some(g) = b.grow {
+            flag(format!(
+                "--grow {}",
+                g.to_possible_value().expect("named").get_name()
+            ));
+        }
+        if b.walk != d.walk {
+            flag(format!(
+                "--walk {}",
+                b.walk.to_possible_value().expect("named").get_name()
+            ));
+        }
         let switches = [
             ("lossy", b.lossy),
             ("duplicating", b.duplicating),
@@ -87,6 +100,9 @@ impl Leg {
             ("pre-vote", b.pre_vote),
             ("abstract-clock", b.abstract_clock),
             ("membership", b.membership),
+            ("no-symmetry", !b.symmetry),
+            ("check-quorum", b.check_quorum),
+            ("snapshots", b.snapshots),
         ];
         for (name, on) in switches {
             if on {
