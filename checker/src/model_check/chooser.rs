@@ -15,7 +15,9 @@
 //! recorded indices exact.
 
 use super::properties::{self, RaftModel};
+use super::state::Msg;
 use super::trace::Action;
+use raft::MessageBody;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::actor::{ActorModelAction, Id};
@@ -40,19 +42,17 @@ pub enum WalkShape {
     /// steps: mostly deliveries, for the bugs that need a calm run with clients.
     #[default]
     Swarm,
-    /// Timeouts 10–45%, faults 8–30%, partitions changing on 5–25% of steps: leaders come
-    /// and go while their AppendEntries are lost or held back, the run of Figure 8 (three
-    /// leaders in turn, each cut off before it replicates).
+    /// The swarm's odds, plus: a delivery goes to election traffic (RequestVote and its
+    /// response) first on 50–95% of steps, so leaders come and go while their
+    /// AppendEntries wait, the run of Figure 8 (three leaders in turn, none replicating
+    /// before the next is elected).
     Elections,
 }
 
 impl WalkShape {
     /// The ranges: (timeout, fault, repartition).
     fn odds(self) -> [std::ops::Range<u32>; 3] {
-        match self {
-            WalkShape::Swarm => [30..400, 0..60, 0..150],
-            WalkShape::Elections => [100..450, 80..300, 50..250],
-        }
+        [30..400, 0..60, 0..150]
     }
 }
 
@@ -63,8 +63,24 @@ pub struct Walk {
     fault: u32,
     /// Chance per step of a new partition (or of healing).
     repartition: u32,
+    /// Chance per delivery that election traffic goes first.
+    votes_first: u32,
     /// The node whose messages wait, if any.
     cut: Option<usize>,
+}
+
+/// Whether a step delivers election traffic (RequestVote, pre-vote, or their responses).
+fn is_vote(a: &Action) -> bool {
+    let ActorModelAction::Deliver {
+        msg: Msg::Raft(w), ..
+    } = a
+    else {
+        return false;
+    };
+    matches!(
+        w.decode().body,
+        MessageBody::RequestVote { .. } | MessageBody::RequestVoteResponse { .. }
+    )
 }
 
 impl Chooser<RaftModel> for Scheduler {
@@ -76,11 +92,17 @@ impl Chooser<RaftModel> for Scheduler {
         let timeout = rng.gen_range(timeout);
         let fault = rng.gen_range(fault);
         let repartition = rng.gen_range(repartition);
+        // Drawn only for this shape, so that swarm walks replay exactly as before it.
+        let votes_first = match self.shape {
+            WalkShape::Swarm => 0,
+            WalkShape::Elections => rng.gen_range(500..950),
+        };
         Walk {
             rng,
             timeout,
             fault,
             repartition,
+            votes_first,
             cut: None,
         }
     }
@@ -127,7 +149,11 @@ impl Chooser<RaftModel> for Scheduler {
             let j = walk.rng.gen_range(0..=i);
             order.swap(i, j);
         }
-        order.sort_by_key(|&i| kind(&actions[i]) != wanted);
+        if wanted == 0 && walk.votes_first > 0 && walk.rng.gen_range(0..1000) < walk.votes_first {
+            order.sort_by_key(|&i| (kind(&actions[i]) != wanted, !is_vote(&actions[i])));
+        } else {
+            order.sort_by_key(|&i| kind(&actions[i]) != wanted);
+        }
         for i in order {
             if let Some(next) = self.model.next_state(state, actions[i].clone()) {
                 properties::remember_chosen(state, &actions[i], next);

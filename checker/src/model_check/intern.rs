@@ -81,19 +81,29 @@ pub(super) fn wire(w: Wire) -> Wire {
     })
 }
 
+/// The value remembered in `table` for `key`, computed (and shared) by `make` the first
+/// time.
+fn remembered<K: std::hash::Hash + Eq, V: Clone>(
+    table: fn(&mut Tables) -> &mut HashMap<K, V>,
+    key: K,
+    make: impl FnOnce() -> V,
+) -> V {
+    if let Some(hit) = TABLES.with(|t| table(&mut t.borrow_mut()).get(&key).cloned()) {
+        return hit;
+    }
+    // `make` shares through the tables too: it must run with them unborrowed.
+    let value = make();
+    TABLES.with(|t| capped(table(&mut t.borrow_mut())).insert(key, value.clone()));
+    value
+}
+
 /// `s` renamed by `perm`, computed by `rename` the first time.
 pub(super) fn renamed_node(
     s: &Arc<NodeState>,
     perm: Perm,
     rename: impl FnOnce() -> NodeState,
 ) -> Arc<NodeState> {
-    let key = (s.fp, perm);
-    if let Some(hit) = TABLES.with(|t| t.borrow().renamed_nodes.get(&key).cloned()) {
-        return hit;
-    }
-    let shared = node(rename());
-    TABLES.with(|t| capped(&mut t.borrow_mut().renamed_nodes).insert(key, Arc::clone(&shared)));
-    shared
+    remembered(|t| &mut t.renamed_nodes, (s.fp, perm), || node(rename()))
 }
 
 /// `s` renamed by `perm`, computed by `rename` the first time.
@@ -102,22 +112,18 @@ pub(super) fn renamed_storage(
     perm: Perm,
     rename: impl FnOnce() -> Storage,
 ) -> Storage {
-    let key = (s.fingerprint(), perm);
-    if let Some(hit) = TABLES.with(|t| t.borrow().renamed_storages.get(&key).cloned()) {
-        return hit;
-    }
-    let shared = storage(rename());
-    TABLES.with(|t| capped(&mut t.borrow_mut().renamed_storages).insert(key, shared.clone()));
-    shared
+    remembered(
+        |t| &mut t.renamed_storages,
+        (s.fingerprint(), perm),
+        || storage(rename()),
+    )
 }
 
 /// `w` renamed by `perm`, computed by `rename` the first time.
 pub(super) fn renamed_wire(w: &Wire, perm: Perm, rename: impl FnOnce() -> Wire) -> Wire {
-    let key = (w.clone(), perm);
-    if let Some(hit) = TABLES.with(|t| t.borrow().renamed_wires.get(&key).cloned()) {
-        return hit;
-    }
-    let shared = wire(rename());
-    TABLES.with(|t| capped(&mut t.borrow_mut().renamed_wires).insert(key, shared.clone()));
-    shared
+    remembered(
+        |t| &mut t.renamed_wires,
+        (w.clone(), perm),
+        || wire(rename()),
+    )
 }

@@ -5,9 +5,12 @@
 //! shape each needs): short paths through a crash (BFS at the default bounds), a stale read
 //! after two client operations (DFS or walks with two operations), a stale AppendEntries
 //! delivered twice (walks on a duplicating network), Figure 8 (walks up to term 4 without
-//! heartbeats or clients), unsafe membership changes (walks with the membership workload).
-//! The portfolio is those shapes, run as legs of a few seconds each on two workers until
-//! the budget runs out or a leg finds a violation.
+//! heartbeats or clients, delivering election traffic first: `WalkShape::Elections`),
+//! unsafe membership changes (walks with the membership workload). Short coverage legs run
+//! the optional parts of the protocol (check-quorum with pre-vote, snapshots, adding a
+//! voter, joint consensus). The portfolio is those shapes, run as legs of a few seconds
+//! each on two workers until the budget runs out or a leg finds a violation; the Figure 8
+//! leg, the rarest find, gets the longest slice of each round.
 //!
 //! Why two workers of one thread each, rather than one search on two threads: stateright
 //! 0.31 starts every simulation thread from the same seed, so two threads repeat each
@@ -17,12 +20,12 @@
 //!
 //! Why legs of a few seconds: a random walk loses nothing by being cut (each walk starts
 //! afresh from the initial state), and rounds of short legs share the time fairly. When one
-//! leg finds a violation, the other worker's leg is cancelled (see `properties::Cancel`). Every leg draws its own
-//! seed from the portfolio's seed and prints it, and the leg that finds a violation prints
-//! the exact command that replays it.
+//! leg finds a violation, the other worker's leg is cancelled (see `properties::Cancel`).
+//! Every leg draws its own seed from the portfolio's seed and prints it, and the leg that
+//! finds a violation prints the exact command that replays it.
 
 use super::properties::Cancel;
-use super::{check_cancellable, Bounds, Outcome, Search};
+use super::{check_cancellable, Bounds, Grow, Outcome, Search, WalkShape};
 use clap::ValueEnum;
 use raft::Bugs;
 use std::collections::VecDeque;
@@ -136,21 +139,24 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
     // (a leader's AppendEntries in Figure 8, an old AppendEntries delivered again for
     // truncate-matching); a lossy network lets a walk drop it, which found both 3 to 5
     // times sooner than waiting for it to be delivered late (BENCHMARKS.md).
+    let figure8 = Bounds {
+        max_term: 4,
+        max_log: 2,
+        max_crashes: 0,
+        client_ops: 0,
+        heartbeat: false,
+        lossy: true,
+        depth: Some(40),
+        walk: WalkShape::Elections,
+        ..deep.clone()
+    };
+    const FIGURE8: &str =
+        "walks, Figure 8 (terms to 4, lossy, no heartbeat, no client, elections first)";
+    // Why Figure 8 twice per round (about 60% of the walking time): it is the rarest find,
+    // one in roughly half a million walk states (BENCHMARKS.md), where every other switch
+    // shows within a slice or two of its shape.
     vec![
-        walk(
-            "walks, Figure 8 (terms to 4, lossy, no heartbeat, no client)",
-            Bounds {
-                max_term: 4,
-                max_log: 2,
-                max_crashes: 0,
-                client_ops: 0,
-                heartbeat: false,
-                lossy: true,
-                depth: Some(40),
-                ..deep.clone()
-            },
-            12,
-        ),
+        walk(FIGURE8, figure8.clone(), 15),
         walk(
             "walks, two client operations",
             Bounds {
@@ -165,6 +171,51 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
                 max_log: 4,
                 max_crashes: 0,
                 membership: true,
+                depth: Some(40),
+                ..deep.clone()
+            },
+            2,
+        ),
+        // Coverage: the optional parts of the protocol, in short legs (each is clean on the
+        // correct core; a bug switch may still show through them).
+        walk(
+            "walks, check-quorum and pre-vote",
+            Bounds {
+                check_quorum: true,
+                pre_vote: true,
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(FIGURE8, figure8, 15),
+        walk(
+            "walks, snapshots and InstallSnapshot",
+            Bounds {
+                max_log: 4,
+                client_ops: 2,
+                snapshots: true,
+                depth: Some(40),
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(
+            "walks, adding a voter through a joint configuration",
+            Bounds {
+                max_log: 4,
+                max_crashes: 0,
+                grow: Some(Grow::Joint),
+                depth: Some(40),
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(
+            "walks, adding a voter",
+            Bounds {
+                max_log: 4,
+                max_crashes: 0,
+                grow: Some(Grow::AddVoter),
                 depth: Some(40),
                 ..deep.clone()
             },
@@ -206,7 +257,7 @@ pub fn exhaustive(bugs: Bugs) -> Vec<Leg> {
                 ..base
             },
             search: Search::Dfs,
-            slice: Duration::from_secs(5),
+            slice: Duration::from_secs(3),
         },
     ]
 }
@@ -336,7 +387,8 @@ mod tests {
             fig8.command(),
             format!(
                 "checker model-check --bug commit-old-term --simulation --seed {seed} \
-                 --max-term 4 --max-crashes 0 --client-ops 0 --depth 40 --lossy --no-heartbeat"
+                 --max-term 4 --max-crashes 0 --client-ops 0 --depth 40 --walk elections \
+                 --lossy --no-heartbeat"
             )
         );
         assert_eq!(
