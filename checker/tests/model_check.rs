@@ -12,18 +12,24 @@
 //!   step scheduler; `truncate-matching` needs a duplicating network (a stale AppendEntries
 //!   delivered again), found sooner when it is lossy too.
 //! - `commit-old-term` (Figure 8): seeded random walks with terms up to 4, no heartbeat
-//!   timer (fewer idle steps per walk), a lossy network, about 16 s: three leaders in
-//!   turn, the third commits the first's entry by counting replicas, the fourth (whose log
-//!   ends in term 2) overwrites it. No crash is needed: leaders lose office by messages.
+//!   timer (fewer idle steps per walk), a lossy network, election traffic delivered first
+//!   (`--walk elections`): three leaders in turn, the third commits the first's entry by
+//!   counting replicas, the fourth (whose log ends in term 2) overwrites it. No crash is
+//!   needed: leaders lose office by messages.
 //! - `unsafe-membership`: seeded random walks with the membership workload (leaders propose
 //!   removing a voter): the leader of term 1 removes two voters without waiting, commits
 //!   alone, and a leader of term 2 elected in the old configuration lacks its entries.
 //!
 //! And the default hunt (`portfolio`), which needs none of these shapes named: it finds
 //! `forget-vote` with no flag, and stays quiet on the correct core.
+//!
+//! Coverage: check-quorum, pre-vote, snapshots with InstallSnapshot, adding a voter and
+//! joint consensus, each switched on in a bounded walk of the correct core: no violation,
+//! and the behaviour each adds is reached (`properties::MILESTONES`).
 
+use checker::model_check::properties::MILESTONES;
 use checker::model_check::{
-    check, check_with_threads, portfolio, Bounds, Outcome, Search, Violation,
+    check, check_with_threads, portfolio, Bounds, Grow, Outcome, Search, Violation,
 };
 use raft::{Bug, Bugs};
 use std::time::Duration;
@@ -92,8 +98,10 @@ fn correct_core_passes_a_bounded_exhaustive_bfs() {
         "no state commits a value: the check would be vacuous"
     );
     assert!(!o.timed_out);
+    // One state per class of renamings: 58 thousand classes stand for the 350 thousand
+    // states the same bounds had without symmetry reduction.
     assert!(
-        o.unique > 100_000,
+        o.unique > 50_000,
         "only {} states: bounds too small",
         o.unique
     );
@@ -109,38 +117,32 @@ fn state_count_of_a_small_configuration_is_pinned() {
     summary("depth 6, one thread", &o);
     assert!(o.violations.is_empty());
     assert_eq!((o.unique, o.states), (PINNED_UNIQUE, PINNED_STATES));
+    // Without symmetry reduction: every renaming of the nodes counted apart.
+    let all = Bounds {
+        symmetry: false,
+        ..bounds
+    };
+    let o = check_with_threads(&all, Search::Bfs, None, 1).unwrap();
+    summary("depth 6, one thread, no symmetry", &o);
+    assert_eq!((o.unique, o.states), (PINNED_UNIQUE_ALL, PINNED_STATES_ALL));
 }
 
 /// Unique and generated states of 3 nodes, terms ≤ 2, logs ≤ 2, one restart, one write,
-/// BFS to depth 6 on one thread.
-const PINNED_UNIQUE: usize = 28_787;
-const PINNED_STATES: usize = 58_456;
+/// BFS to depth 6 on one thread, one state per renaming of the nodes (symmetry reduction).
+const PINNED_UNIQUE: usize = 4_858;
+const PINNED_STATES: usize = 10_037;
+/// The same without symmetry reduction (the count before it existed).
+const PINNED_UNIQUE_ALL: usize = 28_787;
+const PINNED_STATES_ALL: usize = 58_456;
 
 #[test]
 fn correct_core_survives_the_bug_hunting_walks() {
-    for (bounds, name) in [
-        (deep(2), "two client ops"),
-        (
-            Bounds {
-                duplicating: true,
-                ..deep(1)
-            },
-            "duplicating network",
-        ),
-    ] {
-        let o = check(
-            &bounds,
-            Search::Simulation { seed: 1 },
-            Some(Duration::from_secs(10)),
-        )
-        .unwrap();
-        summary(name, &o);
-        for v in &o.violations {
-            println!("{}: {}\n{}", v.property, v.explanation, v.trace);
-        }
-        assert!(o.violations.is_empty(), "{name}: false alarm");
-        assert!(o.committed);
-    }
+    let duplicating = Bounds {
+        duplicating: true,
+        ..deep(1)
+    };
+    covered("two client ops", deep(2), &[], 10);
+    covered("duplicating network", duplicating, &[], 10);
 }
 
 #[test]
@@ -240,20 +242,24 @@ fn truncate_matching_loses_a_committed_entry() {
 
 #[test]
 fn commit_old_term_loses_a_committed_entry() {
-    // The portfolio's Figure 8 shape: terms to 4, no heartbeat, no client, no crash, and a
-    // lossy network that lets a walk drop the stale AppendEntries Figure 8 needs kept away
-    // (16 s with this seed on one uncontended thread; loss-free walks took 30 s or more).
+    // The portfolio's Figure 8 shape: terms to 4, no heartbeat, no client, no crash, a
+    // lossy network that lets a walk drop the stale AppendEntries Figure 8 needs kept away,
+    // and walks that deliver election traffic first. One thread, so the walks (and the
+    // 18 thousand states this seed takes) are the same on every run.
     let bounds = portfolio::legs(Bugs::none(), &mut portfolio::SeedStream::new(0))
         .into_iter()
         .find(|leg| leg.name.contains("Figure 8"))
         .expect("a Figure 8 leg")
         .bounds;
-    let v = hunt(
-        Bug::CommitOldTerm,
-        bounds,
-        Search::Simulation { seed: 2 },
-        Duration::from_secs(180),
-    );
+    let bounds = Bounds {
+        bugs: Bugs::only(Bug::CommitOldTerm),
+        ..bounds
+    };
+    let search = Search::Simulation { seed: 4 };
+    let o = check_with_threads(&bounds, search, Some(Duration::from_secs(180)), 1).unwrap();
+    summary("commit-old-term", &o);
+    let v = o.violations.first().expect("Figure 8 found");
+    println!("{}: {}\n{}", v.property, v.explanation, v.trace);
     assert!(
         ["leader completeness", "state machine safety"].contains(&v.property),
         "{}",
@@ -288,18 +294,7 @@ fn unsafe_membership_loses_a_committed_entry() {
 
 #[test]
 fn correct_core_survives_the_membership_workload() {
-    let o = check(
-        &membership(),
-        Search::Simulation { seed: 1 },
-        Some(Duration::from_secs(10)),
-    )
-    .unwrap();
-    summary("correct core, membership workload", &o);
-    for v in &o.violations {
-        println!("{}: {}\n{}", v.property, v.explanation, v.trace);
-    }
-    assert!(o.violations.is_empty(), "false alarm");
-    assert!(o.committed);
+    covered("correct core, membership workload", membership(), &[], 10);
 }
 
 /// The default hunt (`checker model-check --bug forget-vote`, no other flag): some leg finds
@@ -338,4 +333,89 @@ fn portfolio_on_the_correct_core_finds_nothing() {
     assert!(hunt.committed);
     assert!(hunt.legs >= 2);
     assert!(hunt.elapsed < Duration::from_secs(25), "{:?}", hunt.elapsed);
+}
+
+/// `secs` of walks of the correct core (seed 1): no violation, a value committed, and each
+/// of `milestones` (by index in `MILESTONES`) reached.
+fn covered(name: &str, bounds: Bounds, milestones: &[usize], secs: u64) {
+    let budget = Some(Duration::from_secs(secs));
+    let o = check(&bounds, Search::Simulation { seed: 1 }, budget).unwrap();
+    summary(name, &o);
+    for v in &o.violations {
+        println!("{}: {}\n{}", v.property, v.explanation, v.trace);
+    }
+    assert!(o.violations.is_empty(), "{name}: false alarm");
+    assert!(o.committed, "{name}: nothing committed");
+    for &m in milestones {
+        let milestone = MILESTONES[m].0;
+        assert!(
+            o.milestones.contains(&milestone),
+            "{name}: never {milestone}"
+        );
+    }
+}
+
+fn coverage(client_ops: usize) -> Bounds {
+    Bounds {
+        max_term: 3,
+        max_log: 4,
+        client_ops,
+        depth: Some(40),
+        ..Bounds::default()
+    }
+}
+
+#[test]
+fn check_quorum_and_pre_vote_are_clean_and_used() {
+    let bounds = Bounds {
+        check_quorum: true,
+        pre_vote: true,
+        ..coverage(1)
+    };
+    covered("check-quorum and pre-vote", bounds, &[1, 2], 5);
+}
+
+#[test]
+fn snapshots_are_installed_and_clean() {
+    let bounds = Bounds {
+        snapshots: true,
+        ..coverage(2)
+    };
+    covered("snapshots", bounds, &[0], 5);
+}
+
+#[test]
+fn adding_a_voter_is_clean_and_commits() {
+    let bounds = Bounds {
+        grow: Some(Grow::AddVoter),
+        max_crashes: 0,
+        ..coverage(1)
+    };
+    covered("adding a voter", bounds, &[4], 5);
+}
+
+#[test]
+fn joint_consensus_is_clean_and_completes() {
+    let bounds = Bounds {
+        grow: Some(Grow::Joint),
+        max_crashes: 0,
+        ..coverage(1)
+    };
+    covered("joint consensus", bounds, &[3, 4], 5);
+}
+
+/// The exhaustive check with check-quorum and pre-vote on (a smaller depth: pre-vote adds a
+/// round to every election).
+#[test]
+fn check_quorum_and_pre_vote_pass_a_bounded_bfs() {
+    let bounds = Bounds {
+        check_quorum: true,
+        pre_vote: true,
+        depth: Some(8),
+        ..Bounds::default()
+    };
+    let o = check(&bounds, Search::Bfs, None).unwrap();
+    summary("check-quorum and pre-vote, BFS", &o);
+    assert!(o.violations.is_empty());
+    assert!(!o.timed_out);
 }

@@ -9,15 +9,18 @@
 //! what a step persists is only written, and becomes durable when one of the node's timers
 //! next fires (a background flush); a crash before that loses it.
 
+use super::intern;
 use super::register::{Op, Ret};
 use super::state::{
     decode_command, encode_command, from_read_ctx, read_ctx, Broken, ClientState, Machine, Msg,
     NodeState, State, Storage, StorageData, Timer, Wire,
 };
+use super::workload::{self, growth, removable, Grow};
 use raft::testkit::{self, Disk};
-use raft::{Bug, ConfChange, Config, Entry, EntryKind, Node, Role};
+use raft::{Bug, ConfChange, Config, Entry, EntryKind, Node, NodeId, Role};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// How a node actor runs its core.
 #[derive(Clone, Debug)]
@@ -34,6 +37,13 @@ pub struct NodeActor {
     pub abstract_clock: bool,
     /// The membership workload: a leader may propose removing a voter at any time.
     pub membership: bool,
+    /// Share equal node states, storages and messages (exhaustive searches; see
+    /// `intern.rs`).
+    pub intern: bool,
+    /// The growth workload: a leader may propose adding the spare node (the last node id).
+    pub grow: Option<Grow>,
+    /// A node may compact its applied log into a snapshot at any time.
+    pub snapshots: bool,
 }
 
 /// A client with its script of operations.
@@ -71,6 +81,11 @@ impl NodeActor {
         // A restart follows a crash: what was written but not synced is gone.
         data.disk.crash();
         let persisted = storage.is_some().then(|| data.disk.persisted());
+        // The driver restores its state machine from the snapshot it persisted, if any.
+        let snapshot = persisted.as_ref().and_then(|p| p.snapshot.as_ref());
+        let machine = snapshot
+            .and_then(|snap| workload::decode_machine(&snap.data))
+            .unwrap_or_else(|| Machine::new(self.clients));
         let mut ghost = data.ghost.clone();
         let node = match Node::new(self.config.clone(), persisted) {
             Ok(n) => n,
@@ -81,10 +96,11 @@ impl NodeActor {
         };
         let mut s = NodeState {
             node,
-            machine: Machine::new(self.clients),
-            storage: Storage::new(StorageData { boots, ..data }),
+            machine,
+            storage: self.store(StorageData { boots, ..data }),
             ghost,
             fp: 0,
+            abstract_clock: false,
         };
         self.drive(&mut s, o);
         // Always saved at start, so the boot count (which bounds crashes) is on the disk.
@@ -105,9 +121,10 @@ impl NodeActor {
         let State::Node(before) = &**state else {
             return;
         };
-        let mut s = before.clone();
+        let mut s = NodeState::clone(before);
         let mut out = Out::new();
-        let leader_log = (s.node.role() == Role::Leader).then(|| (s.node.term(), terms(&s.node)));
+        let leader_log = (s.node.role() == Role::Leader)
+            .then(|| (s.node.term(), s.node.log().first_index(), terms(&s.node)));
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let acted = input(&mut s, &mut out);
             if acted {
@@ -124,13 +141,13 @@ impl NodeActor {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into());
-                s = before.clone();
+                s = NodeState::clone(before);
                 s.ghost.broken.get_or_insert(Broken::Panic(text));
                 out = Out::new();
             }
         }
-        if let Some((term, old)) = leader_log {
-            check_append_only(&mut s, term, &old);
+        if let Some((term, first, old)) = leader_log {
+            check_append_only(&mut s, term, first, &old);
         }
         s.seal(self.abstract_clock);
         if s.fp == before.fp && out.is_empty() {
@@ -138,7 +155,7 @@ impl NodeActor {
         }
         self.set_timers(&s, &mut out);
         o.append(&mut out);
-        *state = Cow::Owned(State::Node(s));
+        *state = Cow::Owned(State::Node(self.share(s)));
     }
 
     /// The driver contract, steps 2–7, until the core has nothing more.
@@ -155,11 +172,13 @@ impl NodeActor {
                 d.disk.persist(&rd);
             }
             for m in &rd.messages {
-                o.send(Id::from((m.to - 1) as usize), Msg::Raft(Wire::encode(m)));
+                o.send(Id::from((m.to - 1) as usize), Msg::Raft(self.wire(m)));
             }
-            if rd.snapshot.is_some() {
-                // The model never compacts, so no snapshot is ever installed.
-                s.machine = Machine::new(self.clients);
+            if let Some(snap) = &rd.snapshot {
+                s.ghost.installed = true;
+                // InstallSnapshot: the state machine becomes the leader's.
+                s.machine = workload::decode_machine(&snap.data)
+                    .unwrap_or_else(|| Machine::new(self.clients));
             }
             for e in &rd.committed_entries {
                 self.apply(s, e, o);
@@ -175,7 +194,7 @@ impl NodeActor {
         if data.is_some() || s.ghost != s.storage.data().ghost {
             let mut d = data.unwrap_or_else(|| s.storage.data().clone());
             d.ghost = s.ghost.clone();
-            s.storage = Storage::new(d);
+            s.storage = self.store(d);
             o.save(s.storage.clone());
         }
     }
@@ -188,7 +207,24 @@ impl NodeActor {
         }
         let mut d = s.storage.data().clone();
         d.disk.sync();
-        s.storage = Storage::new(d);
+        s.storage = self.store(d);
+        o.save(s.storage.clone());
+        true
+    }
+
+    /// The compaction workload: the applied log becomes a snapshot, persisted before the
+    /// prefix goes (step 8 of the driver contract). True if the log was compacted.
+    fn compact(&self, s: &mut NodeState, o: &mut NodeOut) -> bool {
+        let applied = s.node.log().applied;
+        let Ok(snap) = s
+            .node
+            .compact(applied, workload::encode_machine(&s.machine))
+        else {
+            return false;
+        };
+        let mut d = s.storage.data().clone();
+        d.disk.install_own_snapshot(snap);
+        s.storage = self.store(d);
         o.save(s.storage.clone());
         true
     }
@@ -209,18 +245,60 @@ impl NodeActor {
         }
     }
 
+    /// The node state as the model keeps it (shared when `intern`).
+    pub(super) fn share(&self, s: NodeState) -> Arc<NodeState> {
+        if self.intern {
+            intern::node(s)
+        } else {
+            Arc::new(s)
+        }
+    }
+
+    fn store(&self, d: StorageData) -> Storage {
+        let s = Storage::new(d);
+        if self.intern {
+            intern::storage(s)
+        } else {
+            s
+        }
+    }
+
+    fn wire(&self, m: &raft::Message) -> Wire {
+        let w = Wire::encode(m);
+        if self.intern {
+            intern::wire(w)
+        } else {
+            w
+        }
+    }
+
+    /// The id of the spare node of the growth workload: the last node.
+    fn spare(&self) -> NodeId {
+        self.nodes as NodeId
+    }
+
     fn client_id(&self, client: usize) -> Id {
         Id::from(self.nodes + client)
     }
 
     fn set_timers(&self, s: &NodeState, o: &mut NodeOut) {
         // Only with the workload on, so the default model emits exactly what it did before.
-        if self.membership {
-            if s.node.role() == Role::Leader && removable(&s.node).is_some() {
-                o.set_timer(Timer::Membership, stateright::actor::model_timeout());
+        let mut when = |timer: Timer, on: bool| {
+            if on {
+                o.set_timer(timer, stateright::actor::model_timeout());
             } else {
-                o.cancel_timer(Timer::Membership);
+                o.cancel_timer(timer);
             }
+        };
+        if self.membership {
+            let leads = s.node.role() == Role::Leader;
+            when(Timer::Membership, leads && removable(&s.node).is_some());
+        }
+        if let Some(g) = self.grow {
+            when(Timer::Grow(g), growth(&s.node, g, self.spare()).is_some());
+        }
+        if self.snapshots {
+            when(Timer::Compact, workload::can_compact(&s.node));
         }
         if s.node.role() == Role::Leader {
             o.cancel_timer(Timer::Election);
@@ -241,23 +319,6 @@ impl NodeActor {
     }
 }
 
-/// The voter the membership workload removes next: the highest-numbered voter of the
-/// node's latest configuration other than itself.
-///
-/// Why removals only, one fixed choice: two removals from three voters already leave
-/// configurations whose quorums do not overlap ({1,2,3} then {1}), which is all the
-/// `unsafe-membership` switch needs to show, and a fixed choice adds one step per leader
-/// instead of one per voter to the branching.
-fn removable(node: &Node) -> Option<u64> {
-    let me = node.status().id;
-    node.log()
-        .membership()
-        .all_voters()
-        .into_iter()
-        .rev()
-        .find(|&v| v != me)
-}
-
 /// Ticks until the core has something to do (a campaign, a heartbeat), at most `limit`
 /// times; false if nothing happened.
 fn tick_until_ready(node: &mut Node, limit: u32) -> bool {
@@ -274,13 +335,17 @@ fn terms(node: &Node) -> Vec<u64> {
     node.log().all_entries().iter().map(|e| e.term).collect()
 }
 
-/// Leader append-only (Figure 3): a leader never overwrites or deletes its entries.
-fn check_append_only(s: &mut NodeState, term: u64, old: &[u64]) {
+/// Leader append-only (Figure 3): a leader never overwrites or deletes its entries. `old`
+/// holds the terms of its entries from `first` on before the step; what a compaction in
+/// the step moved into the snapshot is not compared.
+fn check_append_only(s: &mut NodeState, term: u64, first: u64, old: &[u64]) {
     if s.node.role() != Role::Leader || s.node.term() != term {
         return;
     }
-    let (id, first) = (s.node.status().id, s.node.log().first_index());
-    if let Err(broken) = testkit::append_only(id, term, first, old, &terms(&s.node)) {
+    let (id, now_first) = (s.node.status().id, s.node.log().first_index());
+    let compacted = (now_first.saturating_sub(first) as usize).min(old.len());
+    let old = &old[compacted..];
+    if let Err(broken) = testkit::append_only(id, term, now_first, old, &terms(&s.node)) {
         s.ghost.broken.get_or_insert(Broken::Safety(broken));
     }
 }
@@ -319,7 +384,10 @@ impl Actor for RaftActor {
 
     fn on_start(&self, _id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
         match self {
-            RaftActor::Node(a) => State::Node(a.start(storage, o)),
+            RaftActor::Node(a) => {
+                let s = a.start(storage, o);
+                State::Node(a.share(s))
+            }
             RaftActor::Client(c) => {
                 if let Some(&op) = c.script.first() {
                     for n in 0..c.nodes {
@@ -383,6 +451,13 @@ impl Actor for RaftActor {
                     && removable(&s.node)
                         .is_some_and(|v| s.node.propose_conf_change(ConfChange::Remove(v)).is_ok())
             }),
+            // Refused while the leader has not committed an entry of its term or another
+            // change is pending (the correct core): then the timer stays set.
+            Timer::Grow(g) => a.handle(state, o, |s, _| {
+                growth(&s.node, *g, a.spare())
+                    .is_some_and(|cc| s.node.propose_conf_change(cc).is_ok())
+            }),
+            Timer::Compact => a.handle(state, o, |s, out| a.compact(s, out)),
         }
     }
 

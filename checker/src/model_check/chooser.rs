@@ -14,8 +14,10 @@
 //! as a different path (or the rebuild panicked). Picking a real step first keeps the
 //! recorded indices exact.
 
-use super::properties::RaftModel;
+use super::properties::{self, RaftModel};
+use super::state::Msg;
 use super::trace::Action;
+use raft::MessageBody;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::actor::{ActorModelAction, Id};
@@ -29,6 +31,29 @@ pub struct Scheduler {
     pub nodes: usize,
     /// The model, to tell real steps from no-ops.
     pub model: Arc<RaftModel>,
+    /// The ranges the odds are drawn from.
+    pub shape: WalkShape,
+}
+
+/// The ranges a walk draws its odds from (per mille of steps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WalkShape {
+    /// Timeouts 3–40%, faults (losses, crashes) 0–6%, partitions changing on 0–15% of
+    /// steps: mostly deliveries, for the bugs that need a calm run with clients.
+    #[default]
+    Swarm,
+    /// The swarm's odds, plus: a delivery goes to election traffic (RequestVote and its
+    /// response) first on 50–95% of steps, so leaders come and go while their
+    /// AppendEntries wait, the run of Figure 8 (three leaders in turn, none replicating
+    /// before the next is elected).
+    Elections,
+}
+
+impl WalkShape {
+    /// The ranges: (timeout, fault, repartition).
+    fn odds(self) -> [std::ops::Range<u32>; 3] {
+        [30..400, 0..60, 0..150]
+    }
 }
 
 /// One walk's generator and odds (per mille).
@@ -38,8 +63,24 @@ pub struct Walk {
     fault: u32,
     /// Chance per step of a new partition (or of healing).
     repartition: u32,
+    /// Chance per delivery that election traffic goes first.
+    votes_first: u32,
     /// The node whose messages wait, if any.
     cut: Option<usize>,
+}
+
+/// Whether a step delivers election traffic (RequestVote, pre-vote, or their responses).
+fn is_vote(a: &Action) -> bool {
+    let ActorModelAction::Deliver {
+        msg: Msg::Raft(w), ..
+    } = a
+    else {
+        return false;
+    };
+    matches!(
+        w.decode().body,
+        MessageBody::RequestVote { .. } | MessageBody::RequestVoteResponse { .. }
+    )
 }
 
 impl Chooser<RaftModel> for Scheduler {
@@ -47,14 +88,21 @@ impl Chooser<RaftModel> for Scheduler {
 
     fn new_state(&self, seed: u64) -> Walk {
         let mut rng = StdRng::seed_from_u64(seed);
-        let timeout = rng.gen_range(30..400);
-        let fault = rng.gen_range(0..60);
-        let repartition = rng.gen_range(0..150);
+        let [timeout, fault, repartition] = self.shape.odds();
+        let timeout = rng.gen_range(timeout);
+        let fault = rng.gen_range(fault);
+        let repartition = rng.gen_range(repartition);
+        // Drawn only for this shape, so that swarm walks replay exactly as before it.
+        let votes_first = match self.shape {
+            WalkShape::Swarm => 0,
+            WalkShape::Elections => rng.gen_range(500..950),
+        };
         Walk {
             rng,
             timeout,
             fault,
             repartition,
+            votes_first,
             cut: None,
         }
     }
@@ -101,10 +149,17 @@ impl Chooser<RaftModel> for Scheduler {
             let j = walk.rng.gen_range(0..=i);
             order.swap(i, j);
         }
-        order.sort_by_key(|&i| kind(&actions[i]) != wanted);
-        order
-            .into_iter()
-            .find(|&i| self.model.next_state(state, actions[i].clone()).is_some())
-            .unwrap_or(0)
+        if wanted == 0 && walk.votes_first > 0 && walk.rng.gen_range(0..1000) < walk.votes_first {
+            order.sort_by_key(|&i| (kind(&actions[i]) != wanted, !is_vote(&actions[i])));
+        } else {
+            order.sort_by_key(|&i| kind(&actions[i]) != wanted);
+        }
+        for i in order {
+            if let Some(next) = self.model.next_state(state, actions[i].clone()) {
+                properties::remember_chosen(state, &actions[i], next);
+                return i;
+            }
+        }
+        0
     }
 }

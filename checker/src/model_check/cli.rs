@@ -1,7 +1,7 @@
 //! `checker model-check`: the command line of the model check (flags, report, exit code).
 
 use super::portfolio::{self, Leg};
-use super::{check, explore, Bounds, Outcome, Search};
+use super::{check, explore, Bounds, Grow, Outcome, Search, WalkShape};
 use raft::Bugs;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,6 +64,24 @@ pub struct Args {
     /// for `--bug unsafe-membership` to show in a single search).
     #[arg(long)]
     pub membership: bool,
+    /// The odds of random walks: swarm (calm runs with clients) or elections (leaders
+    /// cut off in turn, Figure 8) [default: swarm].
+    #[arg(long, value_enum)]
+    pub walk: Option<WalkShape>,
+    /// The growth workload: one spare node more, which leaders may add as a voter
+    /// (add-voter) or through a joint configuration (joint).
+    #[arg(long, value_enum)]
+    pub grow: Option<Grow>,
+    /// Check-quorum: leaders step down without a quorum, followers with a leader ignore
+    /// elections.
+    #[arg(long)]
+    pub check_quorum: bool,
+    /// Nodes may compact their applied log into a snapshot at any time (InstallSnapshot).
+    #[arg(long)]
+    pub snapshots: bool,
+    /// Keep every state, not one per renaming of the nodes (exhaustive searches only).
+    #[arg(long)]
+    pub no_symmetry: bool,
     /// Bug switches of the core, comma-separated (commit-old-term, forget-vote, …).
     #[arg(long, default_value = "none")]
     pub bug: Bugs,
@@ -99,6 +117,11 @@ impl Args {
             bugs: self.bug,
             abstract_clock: self.abstract_clock,
             membership: self.membership,
+            symmetry: !self.no_symmetry,
+            walk: self.walk.unwrap_or_default(),
+            grow: self.grow,
+            check_quorum: self.check_quorum,
+            snapshots: self.snapshots,
         }
     }
 
@@ -122,6 +145,11 @@ impl Args {
             pre_vote,
             abstract_clock,
             membership,
+            no_symmetry,
+            walk,
+            grow,
+            check_quorum,
+            snapshots,
             bug: _,
             explore,
             timeout: _,
@@ -133,8 +161,18 @@ impl Args {
             client_ops.is_some(),
         ];
         let switches = [*bfs, *dfs, *simulation, *lossy, *duplicating, *no_heartbeat];
-        let others = [*pre_vote, *abstract_clock, *membership, explore.is_some()];
-        !(numbers.iter().chain(&more).chain(&switches).chain(&others)).any(|x| *x)
+        let others = [*pre_vote, *abstract_clock, *membership, *no_symmetry];
+        let others = [
+            others[0],
+            others[1],
+            others[2],
+            others[3],
+            explore.is_some() || walk.is_some(),
+        ];
+        let coverage = [grow.is_some(), *check_quorum, *snapshots];
+        !(numbers.iter().chain(&more).chain(&switches).chain(&others))
+            .chain(&coverage)
+            .any(|x| *x)
             && clients.is_none()
     }
 
@@ -175,6 +213,9 @@ pub fn print(outcome: &Outcome) {
         if i == 0 {
             print!("{}", v.trace);
         }
+    }
+    for m in &outcome.milestones {
+        println!("reached: {m}");
     }
     if outcome.violations.is_empty() {
         if outcome.committed {

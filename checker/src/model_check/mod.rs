@@ -13,24 +13,30 @@
 //! ```
 
 // The files form layers, each using only those above it in this list: `register` (the
-// clients' object), `state` (states and messages), `actor` (the drivers of the core),
-// `properties` (the model and what must hold), `trace` and `chooser` (reading and walking
+// clients' object), `state` (states and messages), `intern` (sharing them), `actor` (the
+// drivers of the core), `symmetry` (renaming nodes), `properties` (the model and what must
+// hold), `trace` and `chooser` (reading and walking
 // paths), `portfolio` (the default hunt), `cli`.
 mod actor;
 mod chooser;
 pub mod cli;
+mod intern;
 pub mod portfolio;
 pub mod properties;
 pub mod register;
 pub mod state;
+mod symmetry;
 pub mod trace;
+mod workload;
 
 pub use actor::RaftActor;
+pub use chooser::WalkShape;
 pub use properties::{ModelCfg, RaftModel, RaftState};
 pub use state::{Msg, NodeState, Timer};
+pub use workload::Grow;
 
 use actor::{ClientActor, NodeActor};
-use properties::{with_properties, CANCELLED, COMMITTED};
+use properties::{ActorRaftModel, CANCELLED, COMMITTED};
 use raft::{Bugs, Config};
 use register::RegisterHistory;
 use stateright::actor::{LossyNetwork, Network};
@@ -70,12 +76,27 @@ pub struct Bounds {
     /// other voter of its latest configuration) at any time. Off by default, so the default
     /// check is unchanged.
     pub membership: bool,
+    /// Exhaustive searches (BFS, DFS) keep one state per class of node renamings (see
+    /// `symmetry.rs`); off with the membership workload, which is not symmetric.
+    pub symmetry: bool,
+    /// The odds random walks draw from (see `chooser.rs`).
+    pub walk: WalkShape,
+    /// The growth workload: one more node than `nodes`, not an initial voter, which a
+    /// leader may add (as a voter, or through a joint configuration).
+    pub grow: Option<Grow>,
+    /// Leaders step down without a quorum and followers with a leader ignore elections
+    /// (check-quorum and its leases).
+    pub check_quorum: bool,
+    /// Nodes may compact their applied log into a snapshot at any time (leaders then send
+    /// InstallSnapshot to followers that lag behind it).
+    pub snapshots: bool,
 }
 
 impl Default for Bounds {
     /// Three nodes, terms up to 2, logs up to 2 entries, one restart, one client with one
-    /// write, every state within 8 steps: the exhaustive check CI runs (350 thousand states,
-    /// 15 s and 1.1 GB on this machine; depth 9 takes 1.2 million, a minute and 3.4 GB).
+    /// write, every state within 8 steps: the exhaustive check CI runs (58 thousand states
+    /// up to renaming, which stand for 350 thousand; 8 s and 105 MB on this machine; depth
+    /// 11, 2 million states, fits in 3 GB: BENCHMARKS.md).
     fn default() -> Bounds {
         Bounds {
             nodes: 3,
@@ -92,6 +113,11 @@ impl Default for Bounds {
             bugs: Bugs::none(),
             abstract_clock: false,
             membership: false,
+            symmetry: true,
+            walk: WalkShape::Swarm,
+            grow: None,
+            check_quorum: false,
+            snapshots: false,
         }
     }
 }
@@ -126,6 +152,10 @@ impl Bounds {
             }
         };
         range("nodes", self.nodes as u64, 1, 5, "1 to 5")?;
+        if self.grow.is_some() {
+            // The spare node makes one more.
+            range("nodes", self.nodes as u64, 1, 4, "1 to 4 with --grow")?;
+        }
         range("max-term", self.max_term, 1, 60, "1 to 60")?;
         range("max-log", self.max_log, 1, 60, "1 to 60")?;
         range(
@@ -143,10 +173,21 @@ impl Bounds {
         Ok(())
     }
 
-    /// The stateright model of these bounds.
+    /// The stateright model of these bounds, as the exhaustive searches check it (with
+    /// symmetry reduction if `symmetry`).
     pub fn model(&self) -> Result<RaftModel, BoundsError> {
+        self.model_for(Search::Bfs)
+    }
+
+    /// The model for `search`: the exhaustive searches share equal values between states
+    /// (`intern.rs`) and reduce by symmetry; random walks do neither (they keep no states,
+    /// and a renamed walk is as good as the walk).
+    pub fn model_for(&self, search: Search) -> Result<RaftModel, BoundsError> {
         self.validate()?;
-        let n = self.nodes;
+        let exhaustive = !matches!(search, Search::Simulation { .. });
+        let symmetric = exhaustive && self.symmetry && !self.membership && self.grow.is_none();
+        let voters = self.nodes;
+        let n = voters + usize::from(self.grow.is_some());
         let clients = if self.client_ops == 0 {
             0
         } else {
@@ -154,18 +195,25 @@ impl Bounds {
         };
         let mut actors = Vec::new();
         for i in 0..n {
-            let mut c = Config::new(i as u64 + 1, 1..=n as u64);
+            let mut c = Config::new(i as u64 + 1, 1..=voters as u64);
             // Small timing (any timer fires at any time anyway), one entry per
             // AppendEntries so a follower can hold part of what the leader sent (Figure 8
-            // needs that), and check-quorum off: it is a liveness aid whose leases depend
-            // on clock values the model abstracts away.
+            // needs that). Check-quorum only when asked: its leases depend on the clock,
+            // which the model advances only when a timer fires (a follower that heard from
+            // a leader refuses votes until its own election timer fires).
             c.election_ticks = 2;
             c.heartbeat_ticks = 1;
             c.max_batch = 1;
             c.max_inflight = 2;
             c.pre_vote = self.pre_vote;
-            c.check_quorum = false;
+            c.check_quorum = self.check_quorum;
             c.bugs = self.bugs;
+            // Under symmetry, one seed for all: a renamed node must draw what the node of
+            // that name draws (symmetry.rs). Timeouts mean little here anyway (timers fire at
+            // any time); walks keep each node's own seed.
+            if symmetric {
+                c.seed = 1;
+            }
             actors.push(RaftActor::Node(NodeActor {
                 config: c,
                 nodes: n,
@@ -173,6 +221,9 @@ impl Bounds {
                 heartbeat: self.heartbeat,
                 abstract_clock: self.abstract_clock,
                 membership: self.membership,
+                intern: exhaustive,
+                grow: self.grow,
+                snapshots: self.snapshots,
             }));
         }
         for k in 0..clients {
@@ -188,6 +239,7 @@ impl Bounds {
             max_term: self.max_term,
             max_log: self.max_log,
             max_restarts: self.max_crashes,
+            spare: self.grow.map(|_| n as raft::NodeId),
             cancel: properties::Cancel::default(),
         };
         let network = if self.duplicating {
@@ -200,7 +252,7 @@ impl Bounds {
         } else {
             ((n - 1) / 2).max(1)
         };
-        let model = RaftModel::new(cfg, RegisterHistory::new(clients))
+        let inner = ActorRaftModel::new(cfg, RegisterHistory::new(clients))
             .actors(actors)
             .init_network(network)
             .lossy_network(if self.lossy {
@@ -212,7 +264,10 @@ impl Bounds {
             .record_msg_out(|cfg, h, env| state::record_send(h, cfg.nodes, env))
             .record_msg_in(|cfg, h, env| state::record_receive(h, cfg.nodes, env))
             .within_boundary(properties::within_boundary);
-        Ok(with_properties(model))
+        Ok(RaftModel {
+            inner,
+            symmetry: symmetric,
+        })
     }
 }
 
@@ -259,6 +314,8 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// Whether some state committed a value (the `sometimes` property).
     pub committed: bool,
+    /// The coverage milestones some state reached (`properties::MILESTONES`).
+    pub milestones: Vec<&'static str>,
     /// Whether the search stopped on its timeout.
     pub timed_out: bool,
 }
@@ -306,12 +363,14 @@ pub fn check_cancellable(
     threads: usize,
     cancel: properties::Cancel,
 ) -> Result<Outcome, BoundsError> {
-    let mut model = bounds.model()?;
-    model.cfg.cancel = cancel;
-    let cfg = model.cfg.clone();
+    let mut model = bounds.model_for(search)?;
+    model.inner.cfg.cancel = cancel;
+    let cfg = model.cfg().clone();
+    let replay = model.clone();
     let scheduler = chooser::Scheduler {
         nodes: cfg.nodes,
         model: std::sync::Arc::new(model.clone()),
+        shape: bounds.walk,
     };
     let mut failures: std::collections::BTreeSet<&'static str> =
         properties::SAFETY.iter().map(|(n, _)| *n).collect();
@@ -342,6 +401,7 @@ pub fn check_cancellable(
     let elapsed = start.elapsed();
     let mut violations = Vec::new();
     let mut committed = false;
+    let mut milestones = Vec::new();
     for (name, path) in discoveries {
         if name == COMMITTED {
             committed = true;
@@ -350,7 +410,11 @@ pub fn check_cancellable(
         if name == CANCELLED {
             continue;
         }
-        let mut steps = path.into_vec();
+        if properties::MILESTONES.iter().any(|(m, _)| *m == name) {
+            milestones.push(name);
+            continue;
+        }
+        let mut steps = replay.concrete(path.into_vec());
         // A walk's path is replayed from its choices and may run past the first state that
         // breaks the property: end it there.
         if let Some(first) = steps
@@ -378,6 +442,7 @@ pub fn check_cancellable(
         elapsed,
         violations,
         committed,
+        milestones,
         timed_out,
     })
 }
@@ -391,7 +456,8 @@ fn collect(c: impl Checker<RaftModel>) -> (usize, usize, usize, Discoveries) {
 
 /// Serves stateright's web explorer of the model on `addr` (blocks).
 pub fn explore(bounds: &Bounds, addr: std::net::SocketAddr) -> Result<(), BoundsError> {
-    let model = bounds.model()?;
+    // Without symmetry: the explorer shows states as they are, names included.
+    let model = bounds.model_for(Search::Simulation { seed: 0 })?;
     let _checker = model.checker().threads(2).serve(addr);
     Ok(())
 }

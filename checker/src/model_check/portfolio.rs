@@ -5,9 +5,12 @@
 //! shape each needs): short paths through a crash (BFS at the default bounds), a stale read
 //! after two client operations (DFS or walks with two operations), a stale AppendEntries
 //! delivered twice (walks on a duplicating network), Figure 8 (walks up to term 4 without
-//! heartbeats or clients), unsafe membership changes (walks with the membership workload).
-//! The portfolio is those shapes, run as legs of a few seconds each on two workers until
-//! the budget runs out or a leg finds a violation.
+//! heartbeats or clients, delivering election traffic first: `WalkShape::Elections`),
+//! unsafe membership changes (walks with the membership workload). Short coverage legs run
+//! the optional parts of the protocol (check-quorum with pre-vote, snapshots, adding a
+//! voter, joint consensus). The portfolio is those shapes, run as legs of a few seconds
+//! each on two workers until the budget runs out or a leg finds a violation; the Figure 8
+//! leg, the rarest find, gets the longest slice of each round.
 //!
 //! Why two workers of one thread each, rather than one search on two threads: stateright
 //! 0.31 starts every simulation thread from the same seed, so two threads repeat each
@@ -17,12 +20,13 @@
 //!
 //! Why legs of a few seconds: a random walk loses nothing by being cut (each walk starts
 //! afresh from the initial state), and rounds of short legs share the time fairly. When one
-//! leg finds a violation, the other worker's leg is cancelled (see `properties::Cancel`). Every leg draws its own
-//! seed from the portfolio's seed and prints it, and the leg that finds a violation prints
-//! the exact command that replays it.
+//! leg finds a violation, the other worker's leg is cancelled (see `properties::Cancel`).
+//! Every leg draws its own seed from the portfolio's seed and prints it, and the leg that
+//! finds a violation prints the exact command that replays it.
 
 use super::properties::Cancel;
-use super::{check_cancellable, Bounds, Outcome, Search};
+use super::{check_cancellable, Bounds, Grow, Outcome, Search, WalkShape};
+use clap::ValueEnum;
 use raft::Bugs;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -80,6 +84,18 @@ impl Leg {
         if b.depth != d.depth {
             flag(format!("--depth {}", b.depth.unwrap_or(0)));
         }
+        if let Some(g) = b.grow {
+            flag(format!(
+                "--grow {}",
+                g.to_possible_value().expect("named").get_name()
+            ));
+        }
+        if b.walk != d.walk {
+            flag(format!(
+                "--walk {}",
+                b.walk.to_possible_value().expect("named").get_name()
+            ));
+        }
         let switches = [
             ("lossy", b.lossy),
             ("duplicating", b.duplicating),
@@ -87,6 +103,9 @@ impl Leg {
             ("pre-vote", b.pre_vote),
             ("abstract-clock", b.abstract_clock),
             ("membership", b.membership),
+            ("no-symmetry", !b.symmetry),
+            ("check-quorum", b.check_quorum),
+            ("snapshots", b.snapshots),
         ];
         for (name, on) in switches {
             if on {
@@ -120,21 +139,25 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
     // (a leader's AppendEntries in Figure 8, an old AppendEntries delivered again for
     // truncate-matching); a lossy network lets a walk drop it, which found both 3 to 5
     // times sooner than waiting for it to be delivered late (BENCHMARKS.md).
+    let figure8 = Bounds {
+        max_term: 4,
+        max_log: 2,
+        max_crashes: 0,
+        client_ops: 0,
+        heartbeat: false,
+        lossy: true,
+        depth: Some(40),
+        walk: WalkShape::Elections,
+        ..deep.clone()
+    };
+    const FIGURE8: &str =
+        "walks, Figure 8 (terms to 4, lossy, no heartbeat, no client, elections first)";
+    // Why Figure 8 four times per round (three quarters of the walking time): it is the
+    // rarest find, one in roughly half a million walk states (BENCHMARKS.md), where every
+    // other switch shows within the first slice or two of its shape (BFS, two client
+    // operations, the membership workload: all within 12 s in the measured runs).
     vec![
-        walk(
-            "walks, Figure 8 (terms to 4, lossy, no heartbeat, no client)",
-            Bounds {
-                max_term: 4,
-                max_log: 2,
-                max_crashes: 0,
-                client_ops: 0,
-                heartbeat: false,
-                lossy: true,
-                depth: Some(40),
-                ..deep.clone()
-            },
-            12,
-        ),
+        walk(FIGURE8, figure8.clone(), 15),
         walk(
             "walks, two client operations",
             Bounds {
@@ -154,6 +177,53 @@ pub fn legs(bugs: Bugs, seeds: &mut SeedStream) -> Vec<Leg> {
             },
             2,
         ),
+        // Coverage: the optional parts of the protocol, in short legs (each is clean on the
+        // correct core; a bug switch may still show through them).
+        walk(
+            "walks, check-quorum and pre-vote",
+            Bounds {
+                check_quorum: true,
+                pre_vote: true,
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(FIGURE8, figure8.clone(), 15),
+        walk(
+            "walks, snapshots and InstallSnapshot",
+            Bounds {
+                max_log: 4,
+                client_ops: 2,
+                snapshots: true,
+                depth: Some(40),
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(
+            "walks, adding a voter through a joint configuration",
+            Bounds {
+                max_log: 4,
+                max_crashes: 0,
+                grow: Some(Grow::Joint),
+                depth: Some(40),
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(FIGURE8, figure8.clone(), 15),
+        walk(
+            "walks, adding a voter",
+            Bounds {
+                max_log: 4,
+                max_crashes: 0,
+                grow: Some(Grow::AddVoter),
+                depth: Some(40),
+                ..deep.clone()
+            },
+            2,
+        ),
+        walk(FIGURE8, figure8, 15),
         walk(
             "walks, duplicating lossy network",
             Bounds {
@@ -190,7 +260,7 @@ pub fn exhaustive(bugs: Bugs) -> Vec<Leg> {
                 ..base
             },
             search: Search::Dfs,
-            slice: Duration::from_secs(5),
+            slice: Duration::from_secs(3),
         },
     ]
 }
@@ -320,7 +390,8 @@ mod tests {
             fig8.command(),
             format!(
                 "checker model-check --bug commit-old-term --simulation --seed {seed} \
-                 --max-term 4 --max-crashes 0 --client-ops 0 --depth 40 --lossy --no-heartbeat"
+                 --max-term 4 --max-crashes 0 --client-ops 0 --depth 40 --walk elections \
+                 --lossy --no-heartbeat"
             )
         );
         assert_eq!(

@@ -10,11 +10,12 @@
 
 use super::actor::RaftActor;
 use super::register::RegisterHistory;
-use super::state::{Broken, NodeState, State};
+use super::state::{hash_of, Action, Broken, NodeState, State};
+use super::symmetry::representative;
 use raft::testkit::{self, Safety};
 use raft::{NodeId, Role};
 use stateright::actor::{ActorModel, ActorModelState};
-use stateright::Expectation;
+use stateright::{Model, Property};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub struct ModelCfg {
     pub max_log: u64,
     /// No state with more restarts than this (in total) is explored.
     pub max_restarts: u32,
+    /// The spare node of the growth workload, if any.
+    pub spare: Option<NodeId>,
     /// Set from outside to stop a running search (the portfolio's other worker found
     /// something).
     pub cancel: Cancel,
@@ -57,8 +60,161 @@ impl PartialEq for Cancel {
 
 impl Eq for Cancel {}
 
-/// The stateright model.
-pub type RaftModel = ActorModel<RaftActor, ModelCfg, RegisterHistory>;
+/// The actors, network and bounds as stateright's actor model (no properties: see
+/// [`RaftModel`]).
+pub type ActorRaftModel = ActorModel<RaftActor, ModelCfg, RegisterHistory>;
+
+/// The stateright model: the actor model, its properties, and (when `symmetry`) every
+/// state replaced by the representative of its renamings (`symmetry.rs`).
+///
+/// Why a wrapper rather than stateright's `CheckerBuilder::symmetry`: stateright 0.31 applies
+/// a representative function in DFS and random walks only, not in BFS, which is where the
+/// states must be few. Replacing each successor by its representative in `next_state`
+/// works for every search, and a path found is a path of representatives, which
+/// [`RaftModel::concrete`] turns back into a path of the real model.
+#[derive(Clone)]
+pub struct RaftModel {
+    /// The actor model.
+    pub inner: ActorRaftModel,
+    /// Reduce by symmetry over node ids.
+    pub symmetry: bool,
+}
+
+impl RaftModel {
+    /// The bounds.
+    pub fn cfg(&self) -> &ModelCfg {
+        &self.inner.cfg
+    }
+
+    fn canonical(&self, s: RaftState) -> RaftState {
+        if self.symmetry {
+            representative(&s, self.inner.cfg.nodes)
+        } else {
+            s
+        }
+    }
+
+    /// A path of this model as a path of the actor model: under symmetry each state of a
+    /// found path is a representative, and consecutive representatives may name the nodes
+    /// differently; this replays the path from the real initial state, at each step taking
+    /// the step whose result has the same representative, so the trace reads as one run.
+    pub fn concrete(
+        &self,
+        path: Vec<(RaftState, Option<Action>)>,
+    ) -> Vec<(RaftState, Option<Action>)> {
+        if !self.symmetry || path.is_empty() {
+            return path;
+        }
+        let Some(mut at) = self.inner.init_states().into_iter().next() else {
+            return path;
+        };
+        let mut out = Vec::with_capacity(path.len());
+        let mut actions = Vec::new();
+        for window in path.windows(2) {
+            let target = hash_of(&window[1].0);
+            actions.clear();
+            self.inner.actions(&at, &mut actions);
+            let step = actions.drain(..).find_map(|a| {
+                let next = self.inner.next_state(&at, a.clone())?;
+                (hash_of(&self.canonical(next.clone())) == target).then_some((a, next))
+            });
+            let Some((a, next)) = step else {
+                // Cannot happen for a path of this model; keep what it found.
+                return path;
+            };
+            out.push((at, Some(a)));
+            at = next;
+        }
+        out.push((at, None));
+        out
+    }
+}
+
+thread_local! {
+    /// The step a walk's scheduler just chose and computed: (the state's address, the
+    /// action, the next state).
+    static CHOSEN: std::cell::RefCell<Option<(usize, Action, RaftState)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Remembers the step the scheduler chose (see `chooser.rs`), so that stateright's walk,
+/// which asks the model for the same step right after, does not compute it twice.
+///
+/// Why by address: stateright calls `next_state(&state, action)` on the very state it
+/// passed to the scheduler, at once; the entry is taken by the first `next_state` call and
+/// must match the address and the action, so a stale entry is never used.
+pub(super) fn remember_chosen(state: &RaftState, action: &Action, next: RaftState) {
+    let at = state as *const RaftState as usize;
+    CHOSEN.with(|c| *c.borrow_mut() = Some((at, action.clone(), next)));
+}
+
+fn take_chosen(state: &RaftState, action: &Action) -> Option<RaftState> {
+    let at = state as *const RaftState as usize;
+    let (was, a, next) = CHOSEN.with(|c| c.borrow_mut().take())?;
+    (was == at && a == *action).then_some(next)
+}
+
+impl Model for RaftModel {
+    type State = RaftState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<RaftState> {
+        let init = self.inner.init_states().into_iter();
+        init.map(|s| self.canonical(s)).collect()
+    }
+
+    fn actions(&self, state: &RaftState, actions: &mut Vec<Action>) {
+        self.inner.actions(state, actions)
+    }
+
+    fn next_state(&self, state: &RaftState, action: Action) -> Option<RaftState> {
+        if let Some(next) = take_chosen(state, &action) {
+            return Some(next);
+        }
+        let next = self.inner.next_state(state, action)?;
+        Some(self.canonical(next))
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        self.inner.format_action(action)
+    }
+
+    fn format_step(&self, state: &RaftState, action: Action) -> Option<String> {
+        self.inner.format_step(state, action)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        fn p<const I: usize>(m: &RaftModel, s: &RaftState) -> bool {
+            (SAFETY[I].1)(m.cfg(), s).is_none()
+        }
+        fn q<const I: usize>(m: &RaftModel, s: &RaftState) -> bool {
+            (MILESTONES[I].1)(m.cfg(), s)
+        }
+        vec![
+            Property::always(SAFETY[0].0, p::<0>),
+            Property::always(SAFETY[1].0, p::<1>),
+            Property::always(SAFETY[2].0, p::<2>),
+            Property::always(SAFETY[3].0, p::<3>),
+            Property::always(SAFETY[4].0, p::<4>),
+            Property::always(SAFETY[5].0, p::<5>),
+            Property::always(CANCELLED, |m: &RaftModel, _: &RaftState| {
+                !m.cfg().cancel.is_set()
+            }),
+            Property::sometimes(COMMITTED, |m: &RaftModel, s: &RaftState| {
+                value_committed(m.cfg(), s)
+            }),
+            Property::sometimes(MILESTONES[0].0, q::<0>),
+            Property::sometimes(MILESTONES[1].0, q::<1>),
+            Property::sometimes(MILESTONES[2].0, q::<2>),
+            Property::sometimes(MILESTONES[3].0, q::<3>),
+            Property::sometimes(MILESTONES[4].0, q::<4>),
+        ]
+    }
+
+    fn within_boundary(&self, state: &RaftState) -> bool {
+        Model::within_boundary(&self.inner, state)
+    }
+}
 /// One state of it.
 pub type RaftState = ActorModelState<RaftActor, RegisterHistory>;
 
@@ -75,7 +231,7 @@ pub fn nodes<'a>(
         .take(n)
         .enumerate()
         .filter_map(move |(i, s)| match &**s {
-            State::Node(ns) => Some((i, ns, state.crashed[i])),
+            State::Node(ns) => Some((i, &**ns, state.crashed[i])),
             State::Client(_) => None,
         })
 }
@@ -230,28 +386,50 @@ pub const SAFETY: [(&str, Check); 6] = [
 /// The name of the `sometimes` property.
 pub const COMMITTED: &str = "a value is committed";
 
+/// A coverage milestone: its name and whether a state reaches it.
+pub type Milestone = fn(&ModelCfg, &RaftState) -> bool;
+
+/// What the optional parts of the model reach (the `sometimes` properties behind the
+/// coverage tests): each names a behaviour that only a switched-on feature produces.
+pub const MILESTONES: [(&str, Milestone); 5] = [
+    ("a follower installed a leader's snapshot", |cfg, s| {
+        nodes(cfg, s).any(|(_, n, _)| n.ghost.installed)
+    }),
+    // Without a restart: a leader that crashes comes back a follower of its term too.
+    (
+        "a leader stepped down within its term (check-quorum)",
+        |cfg, s| {
+            nodes(cfg, s).any(|(_, n, _)| {
+                let t = n.node.term();
+                let led = t < 64 && n.ghost.led & (1 << t) != 0;
+                led && n.node.role() != Role::Leader && n.storage.data().boots == 0
+            })
+        },
+    ),
+    ("a pre-candidate asked for pre-votes", |cfg, s| {
+        nodes(cfg, s).any(|(_, n, _)| n.node.role() == Role::PreCandidate)
+    }),
+    ("a joint configuration was in force", |cfg, s| {
+        nodes(cfg, s).any(|(_, n, _)| n.node.log().membership().is_joint())
+    }),
+    (
+        "the spare node became a voter of a committed configuration",
+        |cfg, s| {
+            let Some(spare) = cfg.spare else {
+                return false;
+            };
+            nodes(cfg, s).any(|(_, n, _)| {
+                let m = n.node.log().membership();
+                m.is_voter(spare)
+                    && !m.is_joint()
+                    && n.node.status().commit >= n.node.log().conf_index()
+            })
+        },
+    ),
+];
+
 /// The name of the property that stops a cancelled search (not a finding).
 pub const CANCELLED: &str = "search not cancelled";
-
-/// Adds the properties to a model.
-pub fn with_properties(model: RaftModel) -> RaftModel {
-    fn p<const I: usize>(m: &RaftModel, s: &RaftState) -> bool {
-        (SAFETY[I].1)(&m.cfg, s).is_none()
-    }
-    model
-        .property(Expectation::Always, SAFETY[0].0, p::<0>)
-        .property(Expectation::Always, SAFETY[1].0, p::<1>)
-        .property(Expectation::Always, SAFETY[2].0, p::<2>)
-        .property(Expectation::Always, SAFETY[3].0, p::<3>)
-        .property(Expectation::Always, SAFETY[4].0, p::<4>)
-        .property(Expectation::Always, SAFETY[5].0, p::<5>)
-        .property(Expectation::Always, CANCELLED, |m, _| {
-            !m.cfg.cancel.is_set()
-        })
-        .property(Expectation::Sometimes, COMMITTED, |m, s| {
-            value_committed(&m.cfg, s)
-        })
-}
 
 /// The explanation of the safety property `name` on `state`, if it is violated there.
 pub fn explain(cfg: &ModelCfg, name: &str, state: &RaftState) -> Option<String> {

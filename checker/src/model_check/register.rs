@@ -5,6 +5,7 @@
 //! is never checked against itself); both are a few lines, and `apply` is the one rule.
 
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
+use std::sync::Arc;
 
 /// A register value; 0 is the initial value.
 pub type Value = u8;
@@ -68,8 +69,16 @@ impl SequentialSpec for CasRegister {
 
 /// The clients' operations: stateright's tester plus, per client, how many operations have
 /// returned (to tell a fresh reply from a duplicate, exactly as the client does).
+///
+/// Shared (`Arc`): every state of the model carries a history and it changes only when a
+/// client sends or hears back, so the states of a search share a handful of them instead of
+/// each holding its own copy of the tester's maps.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RegisterHistory {
+pub struct RegisterHistory(Arc<Tape>);
+
+/// The contents of a [`RegisterHistory`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tape {
     /// Invocations and returns, per client.
     pub tester: LinearizabilityTester<u8, CasRegister>,
     /// Operations returned, per client.
@@ -82,16 +91,17 @@ pub struct RegisterHistory {
 impl RegisterHistory {
     /// An empty history for `clients` clients.
     pub fn new(clients: usize) -> RegisterHistory {
-        RegisterHistory {
+        RegisterHistory(Arc::new(Tape {
             tester: LinearizabilityTester::new(CasRegister::default()),
             returned: vec![0; clients],
             ops: vec![Vec::new(); clients],
-        }
+        }))
     }
 
     /// The operations, one client per line part: `c1: Write(1) -> WriteOk, Read -> ReadOk(0)`.
     pub fn describe(&self) -> String {
         let clients: Vec<String> = self
+            .0
             .ops
             .iter()
             .enumerate()
@@ -111,27 +121,27 @@ impl RegisterHistory {
 
     /// Whether some order of the operations explains every result.
     pub fn is_linearizable(&self) -> bool {
-        self.tester.serialized_history().is_some()
+        self.0.tester.serialized_history().is_some()
     }
 
     /// Client `client` invokes `op`.
     pub fn invoke(&self, client: usize, op: Op) -> RegisterHistory {
-        let mut h = self.clone();
+        let mut h = (*self.0).clone();
         // An invocation while one is in flight would be a bug of the model's client.
         h.tester
             .on_invoke(client as u8, op)
             .expect("a client has one operation in flight at a time");
         h.ops[client].push((op, None));
-        h
+        RegisterHistory(Arc::new(h))
     }
 
     /// Client `client` got `ret` for its operation `seq`: the return, if it is the one the
     /// client waits for (not a duplicate or a late reply).
     pub fn ret(&self, client: usize, seq: u8, ret: Ret) -> Option<RegisterHistory> {
-        if self.returned.get(client) != Some(&seq) {
+        if self.0.returned.get(client) != Some(&seq) {
             return None;
         }
-        let mut h = self.clone();
+        let mut h = (*self.0).clone();
         h.returned[client] += 1;
         h.tester
             .on_return(client as u8, ret)
@@ -139,7 +149,7 @@ impl RegisterHistory {
         if let Some(last) = h.ops[client].last_mut() {
             last.1 = Some(ret);
         }
-        Some(h)
+        Some(RegisterHistory(Arc::new(h)))
     }
 }
 

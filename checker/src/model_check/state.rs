@@ -3,6 +3,7 @@
 //! them. Below the actors; nothing here drives the core.
 
 use super::register::{self, Op, RegisterHistory, Ret, Value};
+use super::workload::Grow;
 use raft::testkit::{Disk, Safety};
 use raft::{Message, Node, Role};
 use stateright::actor::{ActorModelAction, Envelope, Id};
@@ -18,16 +19,18 @@ pub type Action = ActorModelAction<Msg, Timer, ()>;
 ///
 /// Why bytes: stateright needs `Ord` on messages (to sort actions) and hashes every message
 /// of every state; the core's `Message` is neither `Ord` nor small. The encoding is compact,
-/// canonical (one encoding per message) and ordered, and decoding it is cheap.
+/// canonical (one encoding per message) and ordered, and decoding it is cheap. Shared
+/// (`Arc`): a message stays in the network for many steps, and every state carrying it
+/// shares one copy.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Wire(pub Vec<u8>);
+pub struct Wire(pub Arc<[u8]>);
 
 impl Wire {
     /// Encodes a core message.
     pub fn encode(m: &Message) -> Wire {
         let mut buf = Vec::with_capacity(32);
         m.encode(&mut buf);
-        Wire(buf)
+        Wire(buf.into())
     }
 
     /// Decodes it again; the model only ever holds bytes it encoded itself.
@@ -74,6 +77,10 @@ pub enum Timer {
     /// A leader's administrator wants a membership change (only with the membership
     /// workload): remove the highest-numbered other voter.
     Membership,
+    /// A leader's administrator adds the spare node (only with the growth workload).
+    Grow(Grow),
+    /// The driver compacts the applied log into a snapshot (only with snapshots on).
+    Compact,
 }
 
 /// A safety monitor that fired inside a step (the properties read it from the state).
@@ -101,6 +108,8 @@ pub struct Ghost {
     pub committed: Vec<(u64, u64)>,
     /// A monitor that fired, if any.
     pub broken: Option<Broken>,
+    /// This node installed a snapshot a leader sent (for the coverage milestones).
+    pub installed: bool,
 }
 
 /// What a node has on stable storage: the test kit's disk, its boot count, and the ghost.
@@ -130,6 +139,11 @@ impl Storage {
             data: Arc::new(data),
             fp,
         }
+    }
+
+    /// Its identity (a hash of the contents).
+    pub(super) fn fingerprint(&self) -> u64 {
+        self.fp
     }
 
     /// The contents.
@@ -239,7 +253,10 @@ pub struct NodeState {
     pub storage: Storage,
     /// History variables.
     pub ghost: Ghost,
+    /// The state's identity (see [`NodeState::seal`]).
     pub(super) fp: u64,
+    /// Whether `fp` leaves the core's clock out.
+    pub(super) abstract_clock: bool,
 }
 
 impl PartialEq for NodeState {
@@ -286,12 +303,16 @@ pub struct ClientState {
     pub done: u8,
 }
 
-/// An actor's state. Not boxed: stateright keeps each actor's state behind an `Arc`.
-#[allow(clippy::large_enum_variant)]
+/// An actor's state.
+///
+/// Why the node behind its own `Arc` although stateright keeps each actor's state behind
+/// one: stateright allocates a fresh `Arc` for every state a step produces, while the
+/// model hands out shared node states (see `intern.rs`), so that the many global states in
+/// which a node is in the same local state hold one copy of it.
 #[derive(Clone, Debug, PartialEq, Hash)]
 pub enum State {
     /// A Raft node.
-    Node(NodeState),
+    Node(Arc<NodeState>),
     /// A client.
     Client(ClientState),
 }
@@ -307,6 +328,7 @@ impl NodeState {
     /// `abstract_clock` all but its clock, see `Node::hash_without_clock`), the state
     /// machine, the storage and the ghost.
     pub(super) fn seal(&mut self, abstract_clock: bool) {
+        self.abstract_clock = abstract_clock;
         let mut h = DefaultHasher::new();
         if abstract_clock {
             self.node.hash_without_clock(&mut h);
@@ -317,6 +339,22 @@ impl NodeState {
         self.storage.fp.hash(&mut h);
         self.ghost.hash(&mut h);
         self.fp = h.finish();
+    }
+
+    /// The hash of what does not name a node: role, term, whether the vote is for itself,
+    /// log terms, commit, register, boots and the ghost's terms. Equal for two nodes that
+    /// are renamings of each other (the converse need not hold: ties are broken by trying
+    /// every order, see `symmetry.rs`).
+    pub(super) fn shape(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        let st = self.node.status();
+        (st.role, st.term, st.vote.map(|v| v == st.id), st.commit).hash(&mut h);
+        for e in self.node.log().all_entries() {
+            e.term.hash(&mut h);
+        }
+        (self.machine.value, self.storage.data().boots).hash(&mut h);
+        (self.ghost.led, &self.ghost.committed).hash(&mut h);
+        h.finish()
     }
 }
 

@@ -4,6 +4,7 @@
 use super::properties::{nodes, ModelCfg, RaftState};
 pub use super::state::Action;
 use super::state::{Msg, State, Timer};
+use super::workload::Grow;
 use stateright::actor::{ActorModelAction, Id};
 use std::fmt::Write;
 
@@ -36,6 +37,15 @@ pub fn describe_action(nodes: usize, action: &Action) -> String {
         }
         ActorModelAction::Timeout(id, Timer::Membership) => {
             format!("{} proposes removing a voter", name(id))
+        }
+        ActorModelAction::Timeout(id, Timer::Grow(Grow::AddVoter)) => {
+            format!("{} proposes adding n{nodes} as a voter", name(id))
+        }
+        ActorModelAction::Timeout(id, Timer::Grow(Grow::Joint)) => {
+            format!("{} proposes a joint configuration with n{nodes}", name(id))
+        }
+        ActorModelAction::Timeout(id, Timer::Compact) => {
+            format!("{} compacts its applied log into a snapshot", name(id))
         }
         ActorModelAction::Crash(id) => format!("{} crashes", name(id)),
         ActorModelAction::Recover(id) => format!("{} restarts from its disk", name(id)),

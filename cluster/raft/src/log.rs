@@ -316,6 +316,20 @@ impl RaftLog {
         self.truncated_from = None;
     }
 
+    /// The log with node ids renamed (the test kit's `Relabel`).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn relabelled(&self, map: &dyn Fn(crate::NodeId) -> crate::NodeId) -> RaftLog {
+        use crate::testkit::Relabel;
+        RaftLog {
+            snapshot: self.snapshot.relabel(map),
+            entries: self.entries.relabel(map),
+            confs: (self.confs.iter())
+                .map(|(i, m)| (*i, m.relabel(map)))
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// Drops the entries up to `index` (which must be held or be the snapshot's) and returns
     /// the new snapshot position.
     pub fn compact(&mut self, index: u64) -> SnapshotMeta {

@@ -63,6 +63,21 @@ impl ReadOnly {
             .collect()
     }
 
+    /// The same reads with node ids renamed (the test kit's `Relabel`).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn relabelled(&self, map: &dyn Fn(NodeId) -> NodeId) -> ReadOnly {
+        let pending = (self.pending.iter())
+            .map(|r| PendingRead {
+                acks: r.acks.iter().map(|&i| map(i)).collect(),
+                ..r.clone()
+            })
+            .collect();
+        ReadOnly {
+            pending,
+            waiting_for_commit: self.waiting_for_commit.clone(),
+        }
+    }
+
     /// Every read still waiting (leadership is lost: they fail).
     pub fn drain_all(&mut self) -> Vec<u64> {
         let mut out: Vec<u64> = self.waiting_for_commit.drain(..).collect();

@@ -89,6 +89,16 @@ impl Disk {
         self.current().clone()
     }
 
+    /// The same disk with node ids renamed (see [`crate::testkit::Relabel`]).
+    pub(crate) fn relabelled(&self, map: &dyn Fn(crate::NodeId) -> crate::NodeId) -> Disk {
+        use crate::testkit::Relabel;
+        Disk {
+            durable: self.durable.relabel(map),
+            written: self.written.relabel(map),
+            lazy: self.lazy,
+        }
+    }
+
     /// Where the next write goes.
     fn target(&mut self) -> &mut PersistedState {
         if !self.lazy {

@@ -13,9 +13,11 @@
 //! public. The kit itself uses only the public API, so moving it out later is mechanical.
 
 mod disk;
+mod relabel;
 mod safety;
 
 pub use disk::Disk;
+pub use relabel::Relabel;
 pub use safety::{
     append_only, applied_same, commit_within_log, election_safety, leader_completeness,
     log_matching, Safety,
