@@ -136,8 +136,8 @@ const CHECK_EVERY: u64 = 1024;
 /// Besides the links, each entry carries copies of what the per-level scans read of its
 /// op (`ret_at`, `class`, `read`): the scans walk the open window of the list, whose
 /// entries sit next to each other in these arrays, whereas the ops they name are 48-byte
-/// records spread over the history (on the 1,000,000-op hot key, the comparison in
-/// `Search::dominated` waiting on those loads was a tenth of the search loop).
+/// records spread over the history (on the 1,000,000-op hot key, `Search::dominated`
+/// waiting on those loads had about a fifth of the search loop's samples).
 struct Entries {
     next: Vec<u32>,
     prev: Vec<u32>,
@@ -317,8 +317,8 @@ struct InfoGroups {
     ///
     /// A level that reaches the indeterminate ops scans every group for one invoked before
     /// its limit; reading the head op's `call` from the history went to a different cache
-    /// line per group (a third of the scan loop's time on the 1,000,000-op hot key), this
-    /// dense copy is one or two lines for the whole scan.
+    /// line per group (about a quarter of the search loop's samples on the 1,000,000-op
+    /// hot key), this dense copy is one or two lines for the whole scan.
     head_call: Vec<usize>,
 }
 
