@@ -132,6 +132,12 @@ const MAX_PATHS: usize = 3;
 const CHECK_EVERY: u64 = 1024;
 
 /// The entry list: index 0 is the head sentinel.
+///
+/// Besides the links, each entry carries copies of what the per-level scans read of its
+/// op (`ret_at`, `class`, `read`): the scans walk the open window of the list, whose
+/// entries sit next to each other in these arrays, whereas the ops they name are 48-byte
+/// records spread over the history (on the 1,000,000-op hot key, `Search::dominated`
+/// waiting on those loads had about a fifth of the search loop's samples).
 struct Entries {
     next: Vec<u32>,
     prev: Vec<u32>,
@@ -139,6 +145,13 @@ struct Entries {
     is_call: Vec<bool>,
     call_of: Vec<u32>,
     ret_of: Vec<u32>,
+    /// Entry → its op's completion (event index).
+    ret_at: Vec<usize>,
+    /// Entry → its op's class: two ops have the same class iff they have the same
+    /// operation and the same answer.
+    class: Vec<u32>,
+    /// Entry → whether its op is read-only ([`SequentialModel::is_read_only`]).
+    read: Vec<bool>,
 }
 
 impl Entries {
@@ -159,12 +172,34 @@ impl Entries {
             is_call: vec![false; m],
             call_of: vec![NIL; h.ops.len()],
             ret_of: vec![NIL; h.ops.len()],
+            ret_at: vec![usize::MAX; m],
+            class: vec![NIL; m],
+            read: vec![false; m],
         };
         e.next[m - 1] = NIL;
+        // Op → the (representative op, class) pairs of its answers; answers are only
+        // `PartialEq`, and an operation has few distinct answers.
+        let mut classes: rustc_hash::FxHashMap<&M::Op, Vec<(u32, u32)>> = Default::default();
+        let mut n_classes = 0;
         for (k, &(_, op, call)) in points.iter().enumerate() {
             let id = k + 1;
+            let o = &h.ops[op as usize];
             e.op[id] = op;
             e.is_call[id] = call;
+            e.ret_at[id] = o.ret_at;
+            e.read[id] = M::is_read_only(&o.op);
+            let answers = classes.entry(&o.op).or_default();
+            e.class[id] = match answers
+                .iter()
+                .find(|(r, _)| h.ops[*r as usize].ret == o.ret)
+            {
+                Some(&(_, c)) => c,
+                None => {
+                    answers.push((op, n_classes));
+                    n_classes += 1;
+                    n_classes - 1
+                }
+            };
             if call {
                 e.call_of[op as usize] = id as u32;
             } else {
@@ -277,6 +312,14 @@ struct InfoGroups {
     used: Vec<u32>,
     /// Op index → its group (NIL for a completed op).
     group_of: Vec<u32>,
+    /// Group → the invocation (event index) of its earliest unlinearized op, `usize::MAX`
+    /// when all are linearized.
+    ///
+    /// A level that reaches the indeterminate ops scans every group for one invoked before
+    /// its limit; reading the head op's `call` from the history went to a different cache
+    /// line per group (about a quarter of the search loop's samples on the 1,000,000-op
+    /// hot key), this dense copy is one or two lines for the whole scan.
+    head_call: Vec<usize>,
 }
 
 impl InfoGroups {
@@ -286,6 +329,7 @@ impl InfoGroups {
             members: Vec::new(),
             used: Vec::new(),
             group_of: vec![NIL; h.ops.len()],
+            head_call: Vec::new(),
         };
         for (i, o) in h.ops.iter().enumerate() {
             if o.ret.is_some() {
@@ -296,11 +340,37 @@ impl InfoGroups {
             if k == next {
                 g.members.push(Vec::new());
                 g.used.push(0);
+                g.head_call.push(o.call);
             }
             g.members[k as usize].push(i as u32);
             g.group_of[i] = k;
         }
         g
+    }
+
+    /// Moves `group`'s head past its earliest unlinearized op (now linearized).
+    fn take<M: SequentialModel>(&mut self, h: &KeyHistory<M>, group: usize) {
+        self.used[group] += 1;
+        self.head_call[group] = self.head_call_of(h, group);
+    }
+
+    /// Undoes [`InfoGroups::take`].
+    fn give<M: SequentialModel>(&mut self, h: &KeyHistory<M>, group: usize) {
+        self.used[group] -= 1;
+        self.head_call[group] = self.head_call_of(h, group);
+    }
+
+    /// Whether `group` has an unlinearized op invoked at or before event `limit`.
+    fn invoked(&self, group: usize, limit: usize) -> bool {
+        let call = self.head_call[group];
+        call != usize::MAX && call <= limit
+    }
+
+    fn head_call_of<M: SequentialModel>(&self, h: &KeyHistory<M>, group: usize) -> usize {
+        match self.head(group) {
+            NIL => usize::MAX,
+            op => h.ops[op as usize].call,
+        }
     }
 
     /// The group's earliest unlinearized op, or NIL.
@@ -442,11 +512,12 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         };
         let mut e = self.entries.next[HEAD as usize];
         while e != NIL && self.entries.is_call[e as usize] {
-            let op = self.entries.op[e as usize];
-            let o = &self.h.ops[op as usize];
-            if let Some(ret) = &o.ret {
-                // Reads never change the state, legal or not (SequentialModel::is_read_only).
-                if M::is_read_only(&o.op) {
+            // Reads never change the state, legal or not (SequentialModel::is_read_only);
+            // the entry's own flag saves loading the other ops.
+            if self.entries.read[e as usize] {
+                let op = self.entries.op[e as usize];
+                let o = &self.h.ops[op as usize];
+                if let Some(ret) = &o.ret {
                     if self.state.is_valid_step(&o.op, ret) {
                         return Reads::Forced(op);
                     }
@@ -479,7 +550,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         let group = self.info.group_of[op as usize] as usize;
         self.bits.set(op as usize);
         if is_info {
-            self.info.used[group] += 1;
+            self.info.take(self.h, group);
         }
         let after_info = self.reduce && is_info;
         // A forced read's configuration is not recorded: the one before it is, and from
@@ -491,7 +562,7 @@ impl<'h, M: SequentialModel> Search<'h, M> {
         if !fresh {
             self.bits.clear(op as usize);
             if is_info {
-                self.info.used[group] -= 1;
+                self.info.give(self.h, group);
             }
             return false;
         }
@@ -574,7 +645,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 self.entries.unlift(f.op);
                 self.ok_left += 1;
             } else {
-                self.info.used[self.info.group_of[f.op as usize] as usize] -= 1;
+                let group = self.info.group_of[f.op as usize] as usize;
+                self.info.give(self.h, group);
             }
             self.urgent = f.level_urgent;
             if f.kind == Kind::Plain {
@@ -626,15 +698,17 @@ impl<'h, M: SequentialModel> Search<'h, M> {
     /// Whether another candidate does what `op` does (same operation, same answer) and
     /// returns earlier: placing that one now instead of `op` loses nothing (see the
     /// module docs), so `op` is not tried at this level.
-    fn dominated(&self, op: u32) -> bool {
-        let o = &self.h.ops[op as usize];
-        let mut e = self.entries.next[HEAD as usize];
-        while e != NIL && self.entries.is_call[e as usize] {
-            let y = &self.h.ops[self.entries.op[e as usize] as usize];
-            if y.ret_at < o.ret_at && y.op == o.op && y.ret == o.ret {
+    ///
+    /// `at` is `op`'s call entry.
+    fn dominated(&self, at: u32) -> bool {
+        let en = &self.entries;
+        let (ret_at, class) = (en.ret_at[at as usize], en.class[at as usize]);
+        let mut e = en.next[HEAD as usize];
+        while e != NIL && en.is_call[e as usize] {
+            if en.ret_at[e as usize] < ret_at && en.class[e as usize] == class {
                 return true;
             }
-            e = self.entries.next[e as usize];
+            e = en.next[e as usize];
         }
         false
     }
@@ -682,10 +756,10 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             e = self.entries.next[e as usize];
         }
         (0..self.info.members.len()).any(|g| {
-            let y = self.info.head(g);
-            if y == NIL || self.h.ops[y as usize].call > limit {
+            if !self.info.invoked(g, limit) {
                 return false;
             }
+            let y = self.info.head(g);
             let o = &self.h.ops[y as usize].op;
             let mut after = next.clone();
             after.invoke(o);
@@ -715,8 +789,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
             Cursor::Main(e) if e != NIL && self.entries.is_call[e as usize] => {
                 let op = self.entries.op[e as usize];
                 // Reads were offered by `forced_read` at this level: any left are illegal.
-                let read = M::is_read_only(&self.h.ops[op as usize].op);
-                let dominated = self.reduce && self.dominated(op);
+                let read = self.entries.read[e as usize];
+                let dominated = self.reduce && self.dominated(e);
                 if !read && op != self.urgent && !dominated && self.try_op(op, 0) {
                     return Ok(Cursor::Urgent);
                 }
@@ -734,9 +808,8 @@ impl<'h, M: SequentialModel> Search<'h, M> {
                 if group >= self.info.members.len() {
                     return Err(());
                 }
-                let op = self.info.head(group);
-                let invoked = op != NIL && self.h.ops[op as usize].call <= limit;
-                if invoked && self.try_op(op, limit) {
+                let invoked = self.info.invoked(group, limit);
+                if invoked && self.try_op(self.info.head(group), limit) {
                     return Ok(Cursor::Urgent);
                 }
                 Ok(Cursor::Info {
