@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
-/// The source name of our mounts in `/proc/self/mountinfo`: how leftovers are recognised.
+/// The source name of our mounts in `/proc/self/mountinfo`, followed by `-PID` of the runner
+/// that mounted it: how leftovers are recognised.
 pub const FS_NAME: &str = "nemesis-lazyfs";
 
 /// What can go wrong with a lazy mount.
@@ -75,7 +76,7 @@ impl LazyFs {
         let shared = Arc::new(Mutex::new(Shared::new(backing.to_path_buf())));
         let mut config = Config::default();
         config.mount_options = vec![
-            MountOption::FSName(FS_NAME.into()),
+            MountOption::FSName(format!("{FS_NAME}-{}", std::process::id())),
             MountOption::Subtype("lazyfs".into()),
             MountOption::RW,
         ];
@@ -106,8 +107,14 @@ impl Drop for LazyFs {
     }
 }
 
-/// Lazily unmounts every mount of ours (source [`FS_NAME`]) under `root`: leftovers of a
-/// run that died without unmounting. Returns the mountpoints unmounted.
+/// Lazily unmounts every mount of ours (source [`FS_NAME`]`-PID`) under `root` whose runner
+/// is dead: leftovers of a run that died without unmounting. Returns the mountpoints
+/// unmounted.
+///
+/// Why only dead runners': two runs in one directory (two batches, or two default runs in
+/// `histories/runs/`) are each other's neighbours; unmounting a live run's mounts detached
+/// them under its nodes, and every node it restarted afterwards started on the bare, empty
+/// mountpoint (a correct cluster then lost everything it had acknowledged).
 pub fn unmount_leftovers(root: &Path) -> Vec<PathBuf> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
@@ -122,7 +129,15 @@ pub fn unmount_leftovers(root: &Path) -> Vec<PathBuf> {
         let point = left.split(' ').nth(4).unwrap_or_default();
         let source = right.split(' ').nth(1).unwrap_or_default();
         let point = PathBuf::from(point.replace("\\040", " "));
-        if source == FS_NAME
+        let owner_alive = source
+            .strip_prefix(FS_NAME)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .is_some_and(|pid| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            });
+        if source.starts_with(FS_NAME)
+            && !owner_alive
             && point.starts_with(&root)
             && nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH).is_ok()
         {
@@ -160,6 +175,10 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         };
+        assert!(
+            unmount_leftovers(&dir).is_empty(),
+            "a live runner's mount is not a leftover"
+        );
         let wal = mnt.join("wal");
         let mut f = std::fs::OpenOptions::new()
             .create(true)
