@@ -84,7 +84,7 @@ impl NodeActor {
         // The driver restores its state machine from the snapshot it persisted, if any.
         let snapshot = persisted.as_ref().and_then(|p| p.snapshot.as_ref());
         let machine = snapshot
-            .and_then(|snap| workload::decode_machine(&snap.data))
+            .and_then(|snap| super::state::decode_machine(&snap.data))
             .unwrap_or_else(|| Machine::new(self.clients));
         let mut ghost = data.ghost.clone();
         let node = match Node::new(self.config.clone(), persisted) {
@@ -177,7 +177,7 @@ impl NodeActor {
             if let Some(snap) = &rd.snapshot {
                 s.ghost.installed = true;
                 // InstallSnapshot: the state machine becomes the leader's.
-                s.machine = workload::decode_machine(&snap.data)
+                s.machine = super::state::decode_machine(&snap.data)
                     .unwrap_or_else(|| Machine::new(self.clients));
             }
             for e in &rd.committed_entries {
@@ -218,7 +218,7 @@ impl NodeActor {
         let applied = s.node.log().applied;
         let Ok(snap) = s
             .node
-            .compact(applied, workload::encode_machine(&s.machine))
+            .compact(applied, super::state::encode_machine(&s.machine))
         else {
             return false;
         };

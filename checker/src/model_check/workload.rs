@@ -3,7 +3,6 @@
 //! into snapshots. Each is a timer of the node actor that may fire at any moment while it
 //! applies (see `actor.rs`); the choices here are the few that keep the branching small.
 
-use super::state::Machine;
 use raft::{ConfChange, Node, NodeId, Role};
 use std::collections::BTreeSet;
 
@@ -68,70 +67,9 @@ pub(super) fn can_compact(node: &Node) -> bool {
     node.log().applied > node.status().snapshot_index
 }
 
-/// The state machine as snapshot bytes: the register, then per client whether it has a
-/// session, its last seq and the result (tag, value).
-pub(super) fn encode_machine(m: &Machine) -> Vec<u8> {
-    use super::register::Ret;
-    let mut out = vec![m.value];
-    for s in &m.sessions {
-        match s {
-            None => out.extend([0, 0, 0, 0]),
-            Some((seq, ret)) => {
-                let (tag, v) = match ret {
-                    Ret::WriteOk => (0, 0),
-                    Ret::ReadOk(v) => (1, *v),
-                    Ret::CasOk => (2, 0),
-                    Ret::CasFail => (3, 0),
-                };
-                out.extend([1, *seq, tag, v]);
-            }
-        }
-    }
-    out
-}
-
-/// The inverse of [`encode_machine`]; `None` for bytes it did not write.
-pub(super) fn decode_machine(data: &[u8]) -> Option<Machine> {
-    use super::register::Ret;
-    let (&value, rest) = data.split_first()?;
-    if rest.len() % 4 != 0 {
-        return None;
-    }
-    let mut sessions = Vec::new();
-    for c in rest.chunks(4) {
-        sessions.push(match c {
-            [0, ..] => None,
-            [1, seq, tag, v] => {
-                let ret = match tag {
-                    0 => Ret::WriteOk,
-                    1 => Ret::ReadOk(*v),
-                    2 => Ret::CasOk,
-                    3 => Ret::CasFail,
-                    _ => return None,
-                };
-                Some((*seq, ret))
-            }
-            _ => return None,
-        });
-    }
-    Some(Machine { value, sessions })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model_check::register::{Op, Ret};
-
-    #[test]
-    fn a_machine_round_trips_through_its_snapshot() {
-        let mut m = Machine::new(2);
-        m.apply(0, 0, Op::Write(1));
-        m.apply(1, 1, Op::Cas { from: 1, to: 11 });
-        assert_eq!(m.sessions[1], Some((1, Ret::CasOk)));
-        assert_eq!(decode_machine(&encode_machine(&m)), Some(m));
-        assert_eq!(decode_machine(&[]), None);
-        assert_eq!(decode_machine(&[0, 1, 0]), None);
-    }
 
     #[test]
     fn growth_proposes_once_per_configuration() {
