@@ -113,6 +113,19 @@ fn ret_at(op: &Operation) -> usize {
     }
 }
 
+impl<M: SequentialModel> KeyOp<M> {
+    /// The search's op for the recorded operation `o`, encoded as `op` with answer `ret`.
+    fn of(o: &Operation, op: M::Op, ret: Option<M::Ret>) -> Self {
+        KeyOp {
+            id: o.id,
+            op,
+            ret,
+            call: o.invoke_index,
+            ret_at: ret_at(o),
+        }
+    }
+}
+
 /// Operations the search needs at all: not failed, and not indeterminate reads.
 fn kept<'h>(ops: &'h [&'h Operation]) -> impl Iterator<Item = &'h Operation> + 'h {
     ops.iter()
@@ -138,13 +151,7 @@ pub(crate) fn cell_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Ce
                 )
             }
         };
-        out.push(KeyOp {
-            id: o.id,
-            op,
-            ret: ok.then_some(ret),
-            call: o.invoke_index,
-            ret_at: ret_at(o),
-        });
+        out.push(KeyOp::of(o, op, ok.then_some(ret)));
     }
     prune_cells(&mut out, interner.values.len());
     KeyHistory {
@@ -229,13 +236,7 @@ pub(crate) fn text_history(ops: &[&Operation], initial: &Value) -> KeyHistory<Te
                 (op, TextRet::Swapped)
             }
         };
-        out.push(KeyOp {
-            id: o.id,
-            op,
-            ret: ok.then_some(ret),
-            call: o.invoke_index,
-            ret_at: ret_at(o),
-        });
+        out.push(KeyOp::of(o, op, ok.then_some(ret)));
     }
     let only_strings = interner.values.is_empty() && !matches!(init, Text::Other(_));
     if only_strings {
