@@ -144,11 +144,9 @@ pub struct RunArgs {
     /// write names its element, and the checker decides long append histories quickly).
     #[arg(long, value_enum, default_value = "append")]
     pub workload: WorkloadKind,
-    /// Faults to inject, comma separated: kill, pause, partition, isolate-leader, member
-    /// (remove voters and add them back), split-member (partition the leader with one
-    /// follower, remove two nodes of the other side at once); member faults for the raft
-    /// target only; or `none`. Without it: the default hunting schedule (composed,
-    /// leader-aware episodes and hot keys, drawn from the seed and printed).
+    /// Faults to inject, comma separated (each kind is described below), or `none`.
+    /// Without it: the default hunting schedule (composed, leader-aware episodes and hot
+    /// keys, drawn from the seed and printed).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Option<Vec<faults::FaultKind>>,
     /// Partition backend.

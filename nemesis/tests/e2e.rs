@@ -399,6 +399,46 @@ fn split_member_catches_unsafe_membership() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The stale-leader fault: a correct cluster stays valid through it (the restarted nodes
+/// keep their term and depose the old leader); one whose nodes forget their term on restart
+/// follows the old leader, which commits over the new leader's entries (`--bug forget-vote`:
+/// caught by every 30 s run tried while this test was written).
+#[test]
+fn stale_leader_keeps_a_correct_cluster_valid_and_catches_forget_vote() {
+    let _lock = serialize();
+    for bug in [None, Some("forget-vote")] {
+        let dir = run_dir("stale-leader");
+        let mut args = RAFT.to_vec();
+        args.extend([
+            "--time-limit",
+            "12",
+            "--fault-interval",
+            "1",
+            "--faults",
+            "stale-leader",
+            "--net",
+            "proxy",
+            "--seed",
+            "1001",
+        ]);
+        if let Some(b) = bug {
+            args.extend(["--bug", b]);
+        }
+        let Run {
+            code, results: r, ..
+        } = nemesis(&dir, &args);
+        assert_eq!(fault_families(&dir), ["kill", "pause"], "{bug:?}");
+        match bug {
+            None => assert_valid_with_no_lost_write(code, &r),
+            Some(_) => {
+                assert_eq!(r["verdict"], "invalid", "{r:#}");
+                assert_eq!(code, 1);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn raft_survives_kill_pause_and_iptables_partitions_when_root() {
     if !nix::unistd::geteuid().is_root() {

@@ -30,6 +30,10 @@ pub enum Episode {
     /// composed [`Fault::PauseIsolatedLeader`]): reads served without a quorum round come
     /// out stale.
     IsolatedPause,
+    /// Once or twice: pause and cut off the leader, let the others elect and commit, restart
+    /// them all and wake the old leader as they come back ([`Fault::StaleLeader`]): nodes
+    /// that forgot their term follow a leader of the past.
+    StaleLeader,
     /// Twice: cut a minority of followers off for 2-4 s while writes go on, kill the leader,
     /// heal, restart it (the composed [`Fault::LagThenKillLeader`]): the nodes that fell
     /// behind stand in the election that follows, and are needed for its first commit.
@@ -54,9 +58,10 @@ pub enum Episode {
 
 impl Episode {
     /// Every episode, in a fixed order.
-    pub const ALL: [Episode; 6] = [
+    pub const ALL: [Episode; 7] = [
         Episode::KillStorm,
         Episode::IsolatedPause,
+        Episode::StaleLeader,
         Episode::LagThenKillLeader,
         Episode::SplitMember,
         Episode::Partition,
@@ -68,6 +73,7 @@ impl Episode {
         match self {
             Episode::KillStorm => "kill-storm",
             Episode::IsolatedPause => "isolated-pause",
+            Episode::StaleLeader => "stale-leader",
             Episode::LagThenKillLeader => "lag-then-kill-leader",
             Episode::SplitMember => "split-member",
             Episode::Partition => "partition",
@@ -83,6 +89,7 @@ impl Episode {
     fn base_weight(self) -> u32 {
         match self {
             Episode::KillStorm | Episode::IsolatedPause => 3,
+            Episode::StaleLeader => 2,
             Episode::LagThenKillLeader | Episode::SplitMember => 2,
             Episode::Partition | Episode::Pause => 1,
             Episode::Reorder => 2,
@@ -143,6 +150,12 @@ impl Episode {
             Episode::IsolatedPause => {
                 let n = rng.gen_range(2..=3);
                 repeat(rng, n, (1.5, 3.0), Fault::PauseIsolatedLeader)
+            }
+            // Once or twice; the old leader pauses long enough for the others to elect a
+            // leader (well under a second) and commit a few hundred writes.
+            Episode::StaleLeader => {
+                let n = rng.gen_range(1..=2);
+                repeat(rng, n, (1.0, 2.5), Fault::StaleLeader)
             }
             // Twice: the lagging nodes win the next election in about half the tries.
             Episode::LagThenKillLeader => repeat(rng, 2, (2.0, 4.0), Fault::LagThenKillLeader),
@@ -387,6 +400,7 @@ mod tests {
             }
             for must in [
                 "pause and isolate leader",
+                "return a stale leader",
                 "lag followers",
                 "shrink",
                 "killkill",

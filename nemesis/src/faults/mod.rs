@@ -118,6 +118,18 @@ pub enum Fault {
     /// power loss shows whether the node fsyncs before it acknowledges (`--bug no-fsync`).
     /// Several nodes at once (a majority) can lose an entry the cluster committed.
     PowerLoss(Who),
+    /// SIGSTOP the leader and cut it off; while the others elect a new leader and commit,
+    /// nothing reaches it. Then SIGKILL every other node, heal, restart them, and SIGCONT
+    /// the old leader at once (the default schedule's `stale-leader`; see
+    /// `Nemesis::return_stale_leader`).
+    ///
+    /// Why: the old leader wakes believing it still leads in its old term, and the first
+    /// messages the restarted nodes hear are its heartbeats. A node that keeps its term on
+    /// disk rejects them and deposes it; one that forgot its term (`--bug forget-vote`)
+    /// takes the stale leader's term and answers it, so the stale leader finds a majority,
+    /// commits its own old entries over the ones the cluster committed meanwhile, and
+    /// serves reads that miss them.
+    StaleLeader,
 }
 
 impl Fault {
@@ -126,7 +138,7 @@ impl Fault {
         match self {
             Fault::Kill(_) => "kill",
             Fault::PowerLoss(_) => "power-loss",
-            Fault::Pause(_) | Fault::PauseIsolatedLeader => "pause",
+            Fault::Pause(_) | Fault::PauseIsolatedLeader | Fault::StaleLeader => "pause",
             Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
             Fault::Link(_) | Fault::ReorderThenCutLeader => "link",
@@ -141,6 +153,7 @@ impl Fault {
             Fault::Pause(w) => format!("pause {}", w.name()),
             Fault::Partition(k) => format!("partition {}", k.name()),
             Fault::PauseIsolatedLeader => "pause and isolate leader".to_string(),
+            Fault::StaleLeader => "return a stale leader to restarted nodes".to_string(),
             Fault::Member(w) => format!("remove and re-add {}", w.name()),
             Fault::SplitMembership => "shrink a partitioned leader's side".to_string(),
             Fault::Link(f) => format!("{} leader's links", f.name()),
@@ -276,6 +289,9 @@ pub enum FaultKind {
     Partition,
     /// The composed pause-and-isolate-leader fault on its own.
     IsolateLeader,
+    /// The composed stale-leader fault on its own: pause and cut off the leader, restart
+    /// every other node, wake the old leader as they come back.
+    StaleLeader,
     /// Remove voters and add them back (raft target only).
     Member,
     /// Partition the leader with one follower, remove two nodes of the other side at once.
@@ -305,6 +321,8 @@ pub struct FaultSet {
     /// Why a token of its own: with kill, pause and partition on it is 1 of 13 choices, so
     /// a 60 s run draws it about half the time; a stale-read bug shows only under it.
     pub isolate_leader: bool,
+    /// the composed stale-leader fault on its own (`stale-leader`)
+    pub stale_leader: bool,
     /// remove a voter / add it back (`member`; our cluster only)
     pub member: bool,
     /// the composed shrink-a-partitioned-leader's-side fault on its own (`split-member`)
@@ -327,6 +345,7 @@ impl FaultSet {
                 FaultKind::Pause => set.pause = true,
                 FaultKind::Partition => set.partition = true,
                 FaultKind::IsolateLeader => set.isolate_leader = true,
+                FaultKind::StaleLeader => set.stale_leader = true,
                 FaultKind::Member => set.member = true,
                 FaultKind::SplitMember => set.split_member = true,
                 FaultKind::Link => set.link = true,
@@ -344,6 +363,7 @@ impl FaultSet {
             || self.pause
             || self.partition
             || self.isolate_leader
+            || self.stale_leader
             || self.member
             || self.split_member
             || self.link
@@ -353,7 +373,12 @@ impl FaultSet {
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
     pub fn uses_net(&self) -> bool {
-        self.partition || self.isolate_leader || self.split_member || self.link || self.reorder
+        self.partition
+            || self.isolate_leader
+            || self.stale_leader
+            || self.split_member
+            || self.link
+            || self.reorder
     }
 
     /// Whether membership changes are asked for (our cluster only).
@@ -374,6 +399,9 @@ impl FaultSet {
         }
         if (self.pause && self.partition) || self.isolate_leader {
             v.push(Fault::PauseIsolatedLeader);
+        }
+        if self.stale_leader {
+            v.push(Fault::StaleLeader);
         }
         if self.member {
             v.extend([Who::One, Who::Leader, Who::Minority].map(Fault::Member));

@@ -46,6 +46,8 @@ enum Undo {
     /// The lagging nodes, and whether every link is delayed too.
     KillLeaderThenHeal(Vec<usize>, bool),
     HealLink,
+    /// The paused, cut-off old leader.
+    ReturnStaleLeader(usize),
 }
 
 /// How long the nemesis keeps asking for a membership change before it gives up.
@@ -176,6 +178,37 @@ impl Nemesis {
         Ok(())
     }
 
+    /// The end of the stale-leader fault: SIGKILL every node but the paused old leader
+    /// `old`, heal, restart them, SIGCONT `old` right away. Records `start-kill` and
+    /// `stop-kill` for the others (the caller records `stop-pause`).
+    ///
+    /// Why in this order: the old leader must wake before a new leader among the restarted
+    /// nodes is elected, so that its heartbeats are the first thing they hear (their own
+    /// election takes 100-200 ms after they start, its heartbeats go out every 20 ms); it
+    /// must not wake before they are down, or the messages of the new term queued for it
+    /// would depose it at once. A correct node restarts in the newest term it saw and
+    /// refuses the old leader, which steps down; a node that forgot its term follows it.
+    async fn return_stale_leader(&self, old: usize) -> Result<Value> {
+        let others: Vec<usize> = lock(&self.cluster)
+            .ids()
+            .into_iter()
+            .filter(|&i| i != old)
+            .collect();
+        self.each(&others, Processes::kill)?;
+        self.recorder.nemesis(
+            "start-kill",
+            json!({"who": "all but the old leader", "nodes": others}),
+        );
+        if let Some(net) = &self.net {
+            lock(net).heal()?;
+        }
+        self.each(&others, Processes::start)?;
+        self.recorder
+            .nemesis("stop-kill", json!({ "nodes": others }));
+        lock(&self.cluster).resume(old)?;
+        Ok(json!({ "nodes": [old], "isolated": true, "stale": true }))
+    }
+
     /// The partition backend, which every fault that cuts or shapes links needs.
     fn net(&self) -> Result<&Arc<Mutex<Box<dyn Net>>>> {
         self.net
@@ -256,6 +289,19 @@ impl Nemesis {
                 (
                     Undo::ResumeThenHeal(nodes.clone()),
                     json!({"who": "leader", "nodes": nodes, "isolated": true}),
+                )
+            }
+            Fault::StaleLeader => {
+                let nodes = pick(Who::Leader, &ids, leader, rng);
+                let others: Vec<usize> =
+                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
+                let mut g = Grudge::none(&ids);
+                g.cut_between(&nodes, &others);
+                lock(&self.cluster).pause(nodes[0])?;
+                lock(self.net()?).partition(&g)?;
+                (
+                    Undo::ReturnStaleLeader(nodes[0]),
+                    json!({"who": "leader", "nodes": nodes, "isolated": true, "stale": true}),
                 )
             }
             Fault::Member(who) => {
@@ -395,6 +441,7 @@ impl Nemesis {
                 self.each(&nodes, Processes::start)?;
                 json!({ "nodes": nodes })
             }
+            Undo::ReturnStaleLeader(old) => self.return_stale_leader(old).await?,
             Undo::Resume(nodes) => {
                 self.each(&nodes, Processes::resume)?;
                 json!({ "nodes": nodes })
