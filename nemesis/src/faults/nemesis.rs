@@ -209,6 +209,17 @@ impl Nemesis {
         Ok(json!({ "nodes": [old], "isolated": true, "stale": true }))
     }
 
+    /// SIGSTOPs node `l`, then cuts it off from every other node; returns `l`.
+    fn pause_and_cut_off(&self, l: usize) -> Result<usize> {
+        let ids = lock(&self.cluster).ids();
+        let others: Vec<usize> = ids.iter().copied().filter(|&i| i != l).collect();
+        let mut g = Grudge::none(&ids);
+        g.cut_between(&[l], &others);
+        lock(&self.cluster).pause(l)?;
+        lock(self.net()?).partition(&g)?;
+        Ok(l)
+    }
+
     /// The partition backend, which every fault that cuts or shapes links needs.
     fn net(&self) -> Result<&Arc<Mutex<Box<dyn Net>>>> {
         self.net
@@ -278,30 +289,17 @@ impl Nemesis {
                 )
             }
             Fault::PauseIsolatedLeader => {
-                let nodes = pick(Who::Leader, &ids, leader, rng);
-                let others: Vec<usize> =
-                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
-                let mut g = Grudge::none(&ids);
-                g.cut_between(&nodes, &others);
-                lock(&self.cluster).pause(nodes[0])?;
-                let net = self.net()?;
-                lock(net).partition(&g)?;
+                let l = self.pause_and_cut_off(pick(Who::Leader, &ids, leader, rng)[0])?;
                 (
-                    Undo::ResumeThenHeal(nodes.clone()),
-                    json!({"who": "leader", "nodes": nodes, "isolated": true}),
+                    Undo::ResumeThenHeal(vec![l]),
+                    json!({"who": "leader", "nodes": [l], "isolated": true}),
                 )
             }
             Fault::StaleLeader => {
-                let nodes = pick(Who::Leader, &ids, leader, rng);
-                let others: Vec<usize> =
-                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
-                let mut g = Grudge::none(&ids);
-                g.cut_between(&nodes, &others);
-                lock(&self.cluster).pause(nodes[0])?;
-                lock(self.net()?).partition(&g)?;
+                let l = self.pause_and_cut_off(pick(Who::Leader, &ids, leader, rng)[0])?;
                 (
-                    Undo::ReturnStaleLeader(nodes[0]),
-                    json!({"who": "leader", "nodes": nodes, "isolated": true, "stale": true}),
+                    Undo::ReturnStaleLeader(l),
+                    json!({"who": "leader", "nodes": [l], "isolated": true, "stale": true}),
                 )
             }
             Fault::Member(who) => {

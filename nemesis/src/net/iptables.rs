@@ -24,7 +24,6 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
 
 use super::{check_grudge, Grudge, Net, NetError, NodeNet};
 
@@ -45,23 +44,11 @@ pub(crate) fn available() -> Result<(), NetError> {
 
 /// Runs `iptables -w ARGS`, returning its stdout.
 fn run(args: &[String]) -> Result<String, NetError> {
-    let command = format!("iptables -w {}", args.join(" "));
-    let out = Command::new("iptables")
-        .arg("-w")
-        .args(args)
-        .output()
-        .map_err(|e| NetError::Command {
-            command: command.clone(),
-            detail: e.to_string(),
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(NetError::Command {
-            command,
-            detail: format!("{}: {}", out.status, stderr.trim()),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let args: Vec<&str> = ["-w"]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    super::run_command("iptables", &args)
 }
 
 fn args(parts: &[&str]) -> Vec<String> {

@@ -73,6 +73,28 @@ pub enum NetError {
     },
 }
 
+/// Runs an external command (iptables, useradd) to its end: its stdout when it exits 0,
+/// else [`NetError::Command`] with the command line and the spawn error, or the exit status
+/// and stderr.
+fn run_command(program: &str, args: &[&str]) -> Result<String, NetError> {
+    let command = format!("{program} {}", args.join(" "));
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| NetError::Command {
+            command: command.clone(),
+            detail: e.to_string(),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(NetError::Command {
+            command,
+            detail: format!("{}: {}", out.status, stderr.trim()),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// How partitions are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetBackend {

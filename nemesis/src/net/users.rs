@@ -1,7 +1,5 @@
 //! System users `jtnode1..n`, one per node, so iptables can match a node's packets by owner.
 
-use std::process::Command;
-
 use nix::unistd::User;
 
 use super::NetError;
@@ -39,32 +37,22 @@ fn ensure_user(name: &str) -> Result<u32, NetError> {
         "/usr/sbin/nologin",
         name,
     ];
-    let command = format!("useradd {}", args.join(" "));
     // useradd fails when another process holds the lock on /etc/passwd (or just created the
     // same user): look again and retry a few times before giving up.
-    let mut detail = String::new();
+    let mut last = None;
     for _ in 0..10 {
         if let Some(uid) = lookup(name)? {
             return Ok(uid);
         }
-        let out = Command::new("useradd")
-            .args(args)
-            .output()
-            .map_err(|e| NetError::Command {
-                command: command.clone(),
-                detail: e.to_string(),
-            })?;
-        if out.status.success() {
-            continue;
+        if let Err(e) = super::run_command("useradd", &args) {
+            last = Some(e);
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        detail = format!(
-            "{}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    Err(NetError::Command { command, detail })
+    Err(last.unwrap_or_else(|| NetError::Command {
+        command: format!("useradd {}", args.join(" ")),
+        detail: "the user is still missing after it was created".into(),
+    }))
 }
 
 #[cfg(test)]
