@@ -22,6 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::actor::{ActorModelAction, Id};
 use stateright::{Chooser, Model};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Picks steps by kind, with per-walk odds.
@@ -38,35 +39,52 @@ pub struct Scheduler {
     pub collect: Option<Arc<Prefixes>>,
 }
 
-/// At most this many states kept (a few KB each).
-const KEEP: usize = 4096;
-
 /// The states walks keep: those `pick` picks, at most one per walk (so that the states kept
-/// come from many walks), each with the steps that reached it.
+/// come from many walks), each with the steps that reached it. Once `enough` are kept, or
+/// `outer` is set, it sets `done` (the flag of the collecting search's own `Cancel`).
 pub struct Prefixes {
     pick: fn(&ModelCfg, &super::RaftState) -> bool,
+    enough: usize,
+    outer: properties::Cancel,
+    done: Arc<AtomicBool>,
     kept: Mutex<Vec<(super::RaftState, Vec<Action>)>>,
 }
 
 impl Prefixes {
-    /// Keeps the states `pick` picks.
-    pub fn new(pick: fn(&ModelCfg, &super::RaftState) -> bool) -> Prefixes {
+    /// Keeps up to `enough` states `pick` picks; stops the search (through `done`) then,
+    /// or when `outer` is set.
+    pub fn new(
+        pick: fn(&ModelCfg, &super::RaftState) -> bool,
+        enough: usize,
+        outer: properties::Cancel,
+        done: Arc<AtomicBool>,
+    ) -> Prefixes {
         Prefixes {
             pick,
+            enough,
+            outer,
+            done,
             kept: Mutex::new(Vec::new()),
         }
     }
 
-    /// Keeps `state` (reached by `path`) if it is picked; says whether it was.
-    fn offer(&self, cfg: &ModelCfg, state: &super::RaftState, path: &[Action]) -> bool {
-        if !(self.pick)(cfg, state) {
-            return false;
+    /// Looks at one state of a walk (reached by `path`); keeps it if it is picked and the
+    /// walk gave none yet (`gave` then set).
+    fn offer(&self, cfg: &ModelCfg, state: &super::RaftState, path: &[Action], gave: &mut bool) {
+        if self.outer.is_set() {
+            self.done.store(true, Ordering::Relaxed);
         }
+        if *gave || !(self.pick)(cfg, state) {
+            return;
+        }
+        *gave = true;
         let mut kept = self.kept.lock().expect("prefixes");
-        if kept.len() < KEEP {
+        if kept.len() < self.enough {
             kept.push((state.clone(), path.to_vec()));
         }
-        true
+        if kept.len() >= self.enough {
+            self.done.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The states kept so far (and forgets them).
@@ -181,9 +199,7 @@ impl Chooser<RaftModel> for Scheduler {
             _ => 2,
         };
         if let Some(prefixes) = &self.collect {
-            if !walk.gave {
-                walk.gave = prefixes.offer(self.model.cfg(), state, &walk.path);
-            }
+            prefixes.offer(self.model.cfg(), state, &walk.path, &mut walk.gave);
         }
         if walk.rng.gen_range(0..1000) < walk.repartition {
             let pick = walk.rng.gen_range(0..=self.nodes);

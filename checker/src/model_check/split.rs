@@ -13,21 +13,34 @@
 //! so a violation found from it is a violation of the model, and it is reported with the
 //! whole path, the first phase's steps first.
 //!
+//! The first phase ends on a count of states kept (or half the time), the second on the
+//! time left.
+//!
 //! The depth bound counts from where a walk starts: the second phase's walks go up to
 //! `depth` steps beyond the state they start from.
 
 use super::chooser::Prefixes;
-use super::properties::{self, ModelCfg, RaftModel, RaftState, CANCELLED};
+use super::properties::{self, Cancel, ModelCfg, RaftModel, RaftState, CANCELLED};
 use super::trace::Action;
 use super::{run, Bounds, Run, Search, Steps};
 use raft::Role;
 use stateright::Model;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The first phase's share: a fifth of the time, at most this long (it keeps a few dozen
-/// states per second on one thread, and the second phase draws from them at random).
-const FIRST: Duration = Duration::from_secs(3);
+/// The first phase ends once it keeps this many states (one per walk that got there) or
+/// after half the time.
+///
+/// Why a count rather than a share of the time: on one thread the walks, and so the states
+/// kept and the second phase, are then the same for a seed whatever the load (a portfolio
+/// run replays from its `--seed`), and a leg that gets little CPU still starts its second
+/// phase with enough states. 32 states take about 1.5 s on one uncontended thread (about one
+/// walk in a hundred gets there); 20 of 20 measured 8 s legs found the bug from them.
+const ENOUGH: usize = 32;
+
+/// Without a timeout, the first phase's cap.
+const FIRST: Duration = Duration::from_secs(30);
 
 /// Figure 8 (c): a live leader holds, above its commit index, an entry of an older term,
 /// and another node holds an entry of a newer term (than that entry) at the same index.
@@ -57,11 +70,17 @@ pub(super) fn walks(
     threads: usize,
 ) -> Run {
     let start = Instant::now();
-    let first = timeout.map_or(FIRST, |t| (t / 5).min(FIRST));
-    let prefixes = Arc::new(Prefixes::new(at_risk));
+    let first = timeout.map_or(FIRST, |t| t / 2);
+    // The first phase stops through its own flag, which the collection sets once it has
+    // enough states or when the caller's flag is set.
+    let outer = model.cfg().cancel.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let prefixes = Arc::new(Prefixes::new(at_risk, ENOUGH, outer.clone(), done.clone()));
+    let mut collecting = model.clone();
+    collecting.inner.cfg.cancel = Cancel(Some(done));
     let search = Search::Simulation { seed };
-    let one = run(
-        model.clone(),
+    let mut one = run(
+        collecting,
         bounds,
         search,
         Some(first),
@@ -69,10 +88,12 @@ pub(super) fn walks(
         Some(Arc::clone(&prefixes)),
     );
     let kept = prefixes.take();
-    let stopped = one
-        .discoveries
-        .iter()
-        .any(|(name, _)| *name == CANCELLED || properties::SAFETY.iter().any(|(s, _)| s == name));
+    let stopped = outer.is_set()
+        || (one.discoveries.iter())
+            .any(|(name, _)| properties::SAFETY.iter().any(|(s, _)| s == name));
+    // The first phase's own stop is not the caller's.
+    one.discoveries
+        .retain(|(name, _)| *name != CANCELLED || outer.is_set());
     let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
     if kept.is_empty() || stopped || left == Some(Duration::ZERO) {
         return one;
@@ -142,19 +163,19 @@ mod tests {
     fn kept_states_are_at_risk_and_reached_by_their_steps() {
         let bounds = figure8();
         let model = bounds.model_for(Search::Simulation { seed: 1 }).unwrap();
-        let prefixes = Arc::new(Prefixes::new(at_risk));
+        let done = Arc::new(AtomicBool::new(false));
+        let prefixes = Arc::new(Prefixes::new(at_risk, 8, Cancel::default(), done.clone()));
+        let mut collecting = model.clone();
+        collecting.inner.cfg.cancel = Cancel(Some(done));
         let search = Search::Simulation { seed: 1 };
-        let secs = Some(Duration::from_secs(1));
-        let _ = run(
-            model.clone(),
-            &bounds,
-            search,
-            secs,
-            1,
-            Some(prefixes.clone()),
-        );
+        let secs = Some(Duration::from_secs(20));
+        let began = Instant::now();
+        let r = run(collecting, &bounds, search, secs, 1, Some(prefixes.clone()));
+        assert!(began.elapsed() < Duration::from_secs(10), "not stopped");
         let kept = prefixes.take();
-        assert!(!kept.is_empty(), "one second of walks kept nothing");
+        // Stopped by the collection (long before its 20 s), with as many as it asked for.
+        assert_eq!(kept.len(), 8);
+        assert!(r.discoveries.iter().any(|(n, _)| *n == CANCELLED));
         for (state, steps) in &kept {
             assert!(at_risk(model.cfg(), state));
             let path = from_the_start(&model, &kept, vec![(state.clone(), None)]);
