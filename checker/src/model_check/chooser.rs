@@ -14,7 +14,7 @@
 //! as a different path (or the rebuild panicked). Picking a real step first keeps the
 //! recorded indices exact.
 
-use super::properties::{self, RaftModel};
+use super::properties::{self, ModelCfg, RaftModel};
 use super::state::Msg;
 use super::trace::Action;
 use raft::MessageBody;
@@ -22,7 +22,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use stateright::actor::{ActorModelAction, Id};
 use stateright::{Chooser, Model};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Picks steps by kind, with per-walk odds.
 #[derive(Clone)]
@@ -33,6 +34,63 @@ pub struct Scheduler {
     pub model: Arc<RaftModel>,
     /// The ranges the odds are drawn from.
     pub shape: WalkShape,
+    /// Where walks keep the states they pass that a predicate picks, with the steps that
+    /// reached them (the first phase of `WalkShape::Figure8`, `split.rs`); `None` otherwise.
+    pub collect: Option<Arc<Prefixes>>,
+}
+
+/// The states walks keep: those `pick` picks, at most one per walk (so that the states kept
+/// come from many walks), each with the steps that reached it. Once `enough` are kept, or
+/// `outer` is set, it sets `done` (the flag of the collecting search's own `Cancel`).
+pub struct Prefixes {
+    pick: fn(&ModelCfg, &super::RaftState) -> bool,
+    enough: usize,
+    outer: properties::Cancel,
+    done: Arc<AtomicBool>,
+    kept: Mutex<Vec<(super::RaftState, Vec<Action>)>>,
+}
+
+impl Prefixes {
+    /// Keeps up to `enough` states `pick` picks; stops the search (through `done`) then,
+    /// or when `outer` is set.
+    pub fn new(
+        pick: fn(&ModelCfg, &super::RaftState) -> bool,
+        enough: usize,
+        outer: properties::Cancel,
+        done: Arc<AtomicBool>,
+    ) -> Prefixes {
+        Prefixes {
+            pick,
+            enough,
+            outer,
+            done,
+            kept: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Looks at one state of a walk (reached by `path`); keeps it if it is picked and the
+    /// walk gave none yet (`gave` then set).
+    fn offer(&self, cfg: &ModelCfg, state: &super::RaftState, path: &[Action], gave: &mut bool) {
+        if self.outer.is_set() {
+            self.done.store(true, Ordering::Relaxed);
+        }
+        if *gave || !(self.pick)(cfg, state) {
+            return;
+        }
+        *gave = true;
+        let mut kept = self.kept.lock().expect("prefixes");
+        if kept.len() < self.enough {
+            kept.push((state.clone(), path.to_vec()));
+        }
+        if kept.len() >= self.enough {
+            self.done.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The states kept so far (and forgets them).
+    pub fn take(&self) -> Vec<(super::RaftState, Vec<Action>)> {
+        std::mem::take(&mut *self.kept.lock().expect("prefixes"))
+    }
 }
 
 /// The ranges a walk draws its odds from (per mille of steps).
@@ -47,6 +105,11 @@ pub enum WalkShape {
     /// AppendEntries wait, the run of Figure 8 (three leaders in turn, none replicating
     /// before the next is elected).
     Elections,
+    /// The elections odds, in two phases (`split.rs`): walks from the initial state keep
+    /// the states where a leader holds an uncommitted entry of an older term that another
+    /// node holds a newer entry in place of (the setting of Figure 8 (c)), then the rest
+    /// of the time walks start from those states.
+    Figure8,
 }
 
 impl WalkShape {
@@ -67,6 +130,11 @@ pub struct Walk {
     votes_first: u32,
     /// The node whose messages wait, if any.
     cut: Option<usize>,
+    /// The steps taken so far, kept only while collecting (`Scheduler::collect`).
+    path: Vec<Action>,
+    /// Whether this walk already gave a state to the collection (one per walk, so that
+    /// the states kept come from many walks).
+    gave: bool,
 }
 
 /// Whether a step delivers election traffic (RequestVote, pre-vote, or their responses).
@@ -95,7 +163,7 @@ impl Chooser<RaftModel> for Scheduler {
         // Drawn only for this shape, so that swarm walks replay exactly as before it.
         let votes_first = match self.shape {
             WalkShape::Swarm => 0,
-            WalkShape::Elections => rng.gen_range(500..950),
+            WalkShape::Elections | WalkShape::Figure8 => rng.gen_range(500..950),
         };
         Walk {
             rng,
@@ -104,11 +172,19 @@ impl Chooser<RaftModel> for Scheduler {
             repartition,
             votes_first,
             cut: None,
+            path: Vec::new(),
+            gave: false,
         }
     }
 
-    fn choose_initial_state(&self, _walk: &mut Walk, _initial: &[super::RaftState]) -> usize {
-        0
+    fn choose_initial_state(&self, walk: &mut Walk, initial: &[super::RaftState]) -> usize {
+        // Draws only when there is a choice (the second phase of `split.rs`), so that walks
+        // from the one initial state replay exactly as before.
+        if initial.len() > 1 {
+            walk.rng.gen_range(0..initial.len())
+        } else {
+            0
+        }
     }
 
     fn choose_action(
@@ -122,6 +198,9 @@ impl Chooser<RaftModel> for Scheduler {
             ActorModelAction::Timeout(..) => 1,
             _ => 2,
         };
+        if let Some(prefixes) = &self.collect {
+            prefixes.offer(self.model.cfg(), state, &walk.path, &mut walk.gave);
+        }
         if walk.rng.gen_range(0..1000) < walk.repartition {
             let pick = walk.rng.gen_range(0..=self.nodes);
             walk.cut = (pick < self.nodes).then_some(pick);
@@ -157,6 +236,9 @@ impl Chooser<RaftModel> for Scheduler {
         for i in order {
             if let Some(next) = self.model.next_state(state, actions[i].clone()) {
                 properties::remember_chosen(state, &actions[i], next);
+                if self.collect.is_some() {
+                    walk.path.push(actions[i].clone());
+                }
                 return i;
             }
         }

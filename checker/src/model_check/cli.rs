@@ -204,6 +204,12 @@ pub fn print(outcome: &Outcome) {
             ""
         }
     );
+    if outcome.starts > 0 {
+        println!(
+            "second phase: walks from {} kept states where an older term's entry is at risk",
+            outcome.starts
+        );
+    }
     // The shortest counterexample in full; the others (found on other paths) by name.
     for (i, v) in outcome.violations.iter().enumerate() {
         println!(

@@ -15,8 +15,9 @@
 // The files form layers, each using only those above it in this list: `register` (the
 // clients' object), `state` (states and messages), `intern` (sharing them), `actor` (the
 // drivers of the core), `symmetry` (renaming nodes), `properties` (the model and what must
-// hold), `trace` and `chooser` (reading and walking
-// paths), `portfolio` (the default hunt), `cli`.
+// hold), `trace` and `chooser` (reading and walking paths), `split` (the Figure 8 walks in
+// two phases, which uses the search runner of this file), `portfolio` (the default hunt),
+// `cli`.
 mod actor;
 mod chooser;
 pub mod cli;
@@ -24,6 +25,7 @@ mod intern;
 pub mod portfolio;
 pub mod properties;
 pub mod register;
+mod split;
 pub mod state;
 mod symmetry;
 pub mod trace;
@@ -267,6 +269,7 @@ impl Bounds {
         Ok(RaftModel {
             inner,
             symmetry: symmetric,
+            starts: None,
         })
     }
 }
@@ -318,6 +321,9 @@ pub struct Outcome {
     pub milestones: Vec<&'static str>,
     /// Whether the search stopped on its timeout.
     pub timed_out: bool,
+    /// The states the second phase of the Figure 8 walks started from (`split.rs`); 0 when
+    /// there was none (other searches, or a find in the first phase).
+    pub starts: usize,
 }
 
 impl Outcome {
@@ -367,36 +373,18 @@ pub fn check_cancellable(
     model.inner.cfg.cancel = cancel;
     let cfg = model.cfg().clone();
     let replay = model.clone();
-    let scheduler = chooser::Scheduler {
-        nodes: cfg.nodes,
-        model: std::sync::Arc::new(model.clone()),
-        shape: bounds.walk,
-    };
-    let mut failures: std::collections::BTreeSet<&'static str> =
-        properties::SAFETY.iter().map(|(n, _)| *n).collect();
-    failures.insert(CANCELLED);
-    let mut builder = model
-        .checker()
-        .threads(threads.max(1))
-        .finish_when(HasDiscoveries::AnyOf(failures));
-    // stateright checks the states above its target depth only (the initial state is at
-    // depth 1): add what makes `depth` mean "every state within `depth` steps is checked".
-    if let Some(d) = bounds.depth {
-        let extra = if matches!(search, Search::Simulation { .. }) {
-            1
-        } else {
-            2
-        };
-        builder = builder.target_max_depth(d + extra);
-    }
-    if let Some(t) = timeout {
-        builder = builder.timeout(t);
-    }
     let start = Instant::now();
-    let (states, unique, depth, discoveries) = match search {
-        Search::Bfs => collect(builder.spawn_bfs().join()),
-        Search::Dfs => collect(builder.spawn_dfs().join()),
-        Search::Simulation { seed } => collect(builder.spawn_simulation(seed, scheduler).join()),
+    let Run {
+        states,
+        unique,
+        depth,
+        discoveries,
+        starts,
+    } = match search {
+        Search::Simulation { seed } if bounds.walk == WalkShape::Figure8 => {
+            split::walks(&model, bounds, seed, timeout, threads)
+        }
+        _ => run(model, bounds, search, timeout, threads, None),
     };
     let elapsed = start.elapsed();
     let mut violations = Vec::new();
@@ -414,7 +402,7 @@ pub fn check_cancellable(
             milestones.push(name);
             continue;
         }
-        let mut steps = replay.concrete(path.into_vec());
+        let mut steps = replay.concrete(path);
         // A walk's path is replayed from its choices and may run past the first state that
         // breaks the property: end it there.
         if let Some(first) = steps
@@ -444,14 +432,75 @@ pub fn check_cancellable(
         committed,
         milestones,
         timed_out,
+        starts,
     })
 }
 
-type Discoveries = Vec<(&'static str, stateright::Path<RaftState, trace::Action>)>;
+/// A path: each state with the step taken from it (none from the last).
+type Steps = Vec<(RaftState, Option<trace::Action>)>;
 
-fn collect(c: impl Checker<RaftModel>) -> (usize, usize, usize, Discoveries) {
-    let d = c.discoveries().into_iter().collect();
-    (c.state_count(), c.unique_state_count(), c.max_depth(), d)
+/// What one stateright search found, before it is read.
+struct Run {
+    states: usize,
+    unique: usize,
+    depth: usize,
+    discoveries: Vec<(&'static str, Steps)>,
+    /// The states a second phase of walks started from (`split.rs`; 0 for other searches).
+    starts: usize,
+}
+
+/// One stateright search of `model`; `collect` is where the first phase of the Figure 8
+/// walks keeps its states (`split.rs`).
+fn run(
+    model: RaftModel,
+    bounds: &Bounds,
+    search: Search,
+    timeout: Option<Duration>,
+    threads: usize,
+    collect: Option<std::sync::Arc<chooser::Prefixes>>,
+) -> Run {
+    let scheduler = chooser::Scheduler {
+        nodes: model.cfg().nodes,
+        model: std::sync::Arc::new(model.clone()),
+        shape: bounds.walk,
+        collect,
+    };
+    let mut failures: std::collections::BTreeSet<&'static str> =
+        properties::SAFETY.iter().map(|(n, _)| *n).collect();
+    failures.insert(CANCELLED);
+    let mut builder = model
+        .checker()
+        .threads(threads.max(1))
+        .finish_when(HasDiscoveries::AnyOf(failures));
+    // stateright checks the states above its target depth only (the initial state is at
+    // depth 1): add what makes `depth` mean "every state within `depth` steps is checked".
+    if let Some(d) = bounds.depth {
+        let extra = if matches!(search, Search::Simulation { .. }) {
+            1
+        } else {
+            2
+        };
+        builder = builder.target_max_depth(d + extra);
+    }
+    if let Some(t) = timeout {
+        builder = builder.timeout(t);
+    }
+    match search {
+        Search::Bfs => finish(builder.spawn_bfs().join()),
+        Search::Dfs => finish(builder.spawn_dfs().join()),
+        Search::Simulation { seed } => finish(builder.spawn_simulation(seed, scheduler).join()),
+    }
+}
+
+fn finish(c: impl Checker<RaftModel>) -> Run {
+    let discoveries = c.discoveries().into_iter();
+    Run {
+        states: c.state_count(),
+        unique: c.unique_state_count(),
+        depth: c.max_depth(),
+        discoveries: discoveries.map(|(n, p)| (n, p.into_vec())).collect(),
+        starts: 0,
+    }
 }
 
 /// Serves stateright's web explorer of the model on `addr` (blocks).

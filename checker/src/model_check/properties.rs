@@ -78,6 +78,9 @@ pub struct RaftModel {
     pub inner: ActorRaftModel,
     /// Reduce by symmetry over node ids.
     pub symmetry: bool,
+    /// Start from these states instead of the initial state (the second phase of the
+    /// Figure 8 walks, `split.rs`); `None` for every other search.
+    pub starts: Option<Arc<Vec<RaftState>>>,
 }
 
 impl RaftModel {
@@ -159,6 +162,9 @@ impl Model for RaftModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<RaftState> {
+        if let Some(starts) = &self.starts {
+            return starts.to_vec();
+        }
         let init = self.inner.init_states().into_iter();
         init.map(|s| self.canonical(s)).collect()
     }
