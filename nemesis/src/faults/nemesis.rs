@@ -110,8 +110,18 @@ impl Nemesis {
     }
 
     /// The end of the lag fault: kill the leader of the side that did not lag (while the
-    /// lagging nodes are still cut off), heal 0.3 s later, restart the leader 1.5 s after
-    /// that. Records `start-kill`, `stop-partition`, `stop-kill` in that order.
+    /// lagging nodes are still cut off) and pause one of the followers that kept up, heal
+    /// 0.3 s later, restart the leader and resume that follower 1.5 s after that. Records
+    /// `start-kill`, `start-pause`, `stop-partition`, `stop-kill`, `stop-pause` in that
+    /// order.
+    ///
+    /// Why pause a follower that kept up: with it gone, the nodes still up are one that
+    /// kept up and the lagging ones, and a majority needs all of them. A correct cluster
+    /// elects the one that kept up (the lagging ones vote for it, it refuses them); a
+    /// candidate that ignores the election restriction wins two times in three instead of
+    /// one in two. And the new leader's first commit needs every lagging node caught up,
+    /// while a read is confirmed by one round of heartbeats: a longer window for a read
+    /// that does not wait for that commit.
     ///
     /// Why kill before healing: the election then happens with the lagging nodes back and
     /// the leader gone, so they are needed for every majority. A candidate that ignores the
@@ -154,6 +164,17 @@ impl Nemesis {
                 json!({"who": "leader", "nodes": [l], "after": "lag"}),
             );
         }
+        // The first (lowest id) follower that kept up; no draw, so the schedule's seeded
+        // choices stay as they were.
+        let kept_up =
+            victim.and_then(|l| ids.iter().copied().find(|&i| i != l && !lag.contains(&i)));
+        if let Some(u) = kept_up {
+            lock(&self.cluster).pause(u)?;
+            self.recorder.nemesis(
+                "start-pause",
+                json!({"who": "follower that kept up", "nodes": [u], "after": "lag"}),
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut waited = Duration::ZERO;
         if let Some(net) = &self.net {
@@ -173,6 +194,10 @@ impl Nemesis {
             tokio::time::sleep(LAG_RESTART_AFTER.saturating_sub(waited)).await;
             lock(&self.cluster).start(l)?;
             self.recorder.nemesis("stop-kill", json!({"nodes": [l]}));
+        }
+        if let Some(u) = kept_up {
+            lock(&self.cluster).resume(u)?;
+            self.recorder.nemesis("stop-pause", json!({"nodes": [u]}));
         }
         lock(&self.current).clear();
         Ok(())
