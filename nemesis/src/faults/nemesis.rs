@@ -145,15 +145,9 @@ impl Nemesis {
             .await
             .filter(|l| !lag.contains(l));
         let ids = lock(&self.cluster).ids();
-        let isolate = |l: usize| {
-            let others: Vec<usize> = ids.iter().copied().filter(|&i| i != l).collect();
-            let mut g = Grudge::none(&ids);
-            g.cut_between(&[l], &others);
-            g
-        };
         if let Some(l) = victim {
             if let (true, Some(net)) = (delayed, &self.net) {
-                let mut g = isolate(l);
+                let mut g = Grudge::isolating(&ids, l);
                 let rest: Vec<usize> = ids.iter().copied().filter(|i| !lag.contains(i)).collect();
                 g.cut_between(lag, &rest);
                 lock(net).partition(&g)?;
@@ -179,7 +173,7 @@ impl Nemesis {
         let mut waited = Duration::ZERO;
         if let Some(net) = &self.net {
             match victim {
-                Some(l) if delayed => lock(net).partition(&isolate(l))?,
+                Some(l) if delayed => lock(net).partition(&Grudge::isolating(&ids, l))?,
                 _ => lock(net).heal()?,
             }
         }
@@ -236,10 +230,7 @@ impl Nemesis {
 
     /// SIGSTOPs node `l`, then cuts it off from every other node; returns `l`.
     fn pause_and_cut_off(&self, l: usize) -> Result<usize> {
-        let ids = lock(&self.cluster).ids();
-        let others: Vec<usize> = ids.iter().copied().filter(|&i| i != l).collect();
-        let mut g = Grudge::none(&ids);
-        g.cut_between(&[l], &others);
+        let g = Grudge::isolating(&lock(&self.cluster).ids(), l);
         lock(&self.cluster).pause(l)?;
         lock(self.net()?).partition(&g)?;
         Ok(l)
@@ -364,10 +355,7 @@ impl Nemesis {
             }
             Fault::Link(f) => {
                 let nodes = pick(Who::Leader, &ids, leader, rng);
-                let others: Vec<usize> =
-                    ids.iter().copied().filter(|i| !nodes.contains(i)).collect();
-                let mut g = Grudge::none(&ids);
-                g.cut_between(&nodes, &others);
+                let g = Grudge::isolating(&ids, nodes[0]);
                 let net = self.net()?;
                 let mut value =
                     json!({"kind": f.name(), "nodes": nodes, "grudge": grudge_json(&g)});

@@ -77,6 +77,13 @@ impl Grudge {
         Grudge(nodes.iter().map(|&n| (n, BTreeSet::new())).collect())
     }
 
+    /// A grudge among `nodes` that cuts `node` off from every other one.
+    pub fn isolating(nodes: &[usize], node: usize) -> Grudge {
+        let mut g = Grudge::none(nodes);
+        isolate(&mut g, node);
+        g
+    }
+
     /// True when `to` must not receive traffic from `from`.
     pub fn cuts(&self, from: usize, to: usize) -> bool {
         self.0.get(&to).is_some_and(|s| s.contains(&from))
