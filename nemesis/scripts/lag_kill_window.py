@@ -8,7 +8,8 @@ import json, sys
 for path in sys.argv[1:]:
     ev = [json.loads(l) for l in open(path + '/history.jsonl')]
     kills = [e['time'] for e in ev if e['process'] == 'nemesis' and e['f'] == 'start-kill'
-             and (e.get('value') or {}).get('after') == 'lag']
+             and (e.get('value') or {}).get('after') == 'lag'
+             and (e.get('value') or {}).get('who') == 'leader']
     inv = {}
     ops = []
     for e in ev:

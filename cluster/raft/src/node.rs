@@ -151,6 +151,11 @@ impl Node {
         self.role
     }
 
+    /// The leader this node knows of in its current term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
     /// Feeds the node's state into `h` without its clock: the configuration (constant per
     /// node), the elapsed ticks, the drawn election timeout, the generator drawing it, and
     /// each follower's `recent_active` flag.

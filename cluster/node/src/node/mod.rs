@@ -141,6 +141,8 @@ struct Driver {
     deadline: Duration,
     /// The term when requests forwarded to the leader were last checked (see `run`).
     term_seen: u64,
+    /// The (term, role, leader) last logged by [`Driver::log_leadership`].
+    leadership_seen: Option<(u64, raft::Role, Option<u64>)>,
 }
 
 /// Runs a node until `shutdown` resolves.
@@ -217,6 +219,7 @@ pub async fn run(
         snapshot_every: opts.snapshot_every,
         deadline: opts.deadline,
         term_seen: 0,
+        leadership_seen: None,
     };
     let res = driver.run(rx, opts.tick, shutdown).await;
     server.abort();
@@ -266,6 +269,25 @@ impl Driver {
                 self.term_seen = self.node.term();
                 self.transport.new_term(self.node.status().leader);
             }
+            self.log_leadership();
+        }
+    }
+
+    /// Logs each change of term, role or known leader (with the commit and last index at
+    /// that moment): what an operator, or a nemesis run's analysis, reads first.
+    fn log_leadership(&mut self) {
+        let now = (self.node.term(), self.node.role(), self.node.leader());
+        if self.leadership_seen != Some(now) {
+            self.leadership_seen = Some(now);
+            let log = self.node.log();
+            tracing::info!(
+                term = now.0,
+                role = ?now.1,
+                leader = ?now.2,
+                commit = log.committed,
+                last_index = log.last_index(),
+                "leadership"
+            );
         }
     }
 
