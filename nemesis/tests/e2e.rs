@@ -439,6 +439,47 @@ fn stale_leader_keeps_a_correct_cluster_valid_and_catches_forget_vote() {
     }
 }
 
+/// The lag fault on its own: cut two followers off while writes go on, kill the leader and
+/// the first follower that kept up, heal, restart both. A correct cluster elects the one
+/// node still up that kept up (the lagging nodes vote for it), catches them up and loses
+/// nothing.
+#[test]
+fn lag_then_kill_keeps_a_correct_cluster_valid() {
+    let _lock = serialize();
+    let dir = run_dir("lag");
+    let mut args = RAFT.to_vec();
+    args.extend([
+        "--time-limit",
+        "15",
+        "--fault-interval",
+        "2",
+        "--faults",
+        "lag",
+        "--net",
+        "proxy",
+        "--seed",
+        "1001",
+    ]);
+    let Run {
+        code, results: r, ..
+    } = nemesis(&dir, &args);
+    assert_eq!(fault_families(&dir), ["kill", "partition"]);
+    let h = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let kills: Vec<String> = h
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis" && e["f"] == "start-kill")
+        .map(|e| e["value"]["who"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(kills.iter().any(|w| w == "leader"), "{kills:?}");
+    assert!(
+        kills.iter().any(|w| w == "follower that kept up"),
+        "{kills:?}"
+    );
+    assert_valid_with_no_lost_write(code, &r);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn raft_survives_kill_pause_and_iptables_partitions_when_root() {
     if !nix::unistd::geteuid().is_root() {

@@ -292,6 +292,9 @@ pub enum FaultKind {
     /// The composed stale-leader fault on its own: pause and cut off the leader, restart
     /// every other node, wake the old leader as they come back.
     StaleLeader,
+    /// The composed lag-then-kill-leader fault on its own: cut a minority of followers off
+    /// while writes go on, then kill the leader and one follower that kept up, heal, restart.
+    Lag,
     /// Remove voters and add them back (raft target only).
     Member,
     /// Partition the leader with one follower, remove two nodes of the other side at once.
@@ -323,6 +326,8 @@ pub struct FaultSet {
     pub isolate_leader: bool,
     /// the composed stale-leader fault on its own (`stale-leader`)
     pub stale_leader: bool,
+    /// the composed lag-then-kill-leader fault on its own (`lag`)
+    pub lag: bool,
     /// remove a voter / add it back (`member`; our cluster only)
     pub member: bool,
     /// the composed shrink-a-partitioned-leader's-side fault on its own (`split-member`)
@@ -346,6 +351,7 @@ impl FaultSet {
                 FaultKind::Partition => set.partition = true,
                 FaultKind::IsolateLeader => set.isolate_leader = true,
                 FaultKind::StaleLeader => set.stale_leader = true,
+                FaultKind::Lag => set.lag = true,
                 FaultKind::Member => set.member = true,
                 FaultKind::SplitMember => set.split_member = true,
                 FaultKind::Link => set.link = true,
@@ -364,6 +370,7 @@ impl FaultSet {
             || self.partition
             || self.isolate_leader
             || self.stale_leader
+            || self.lag
             || self.member
             || self.split_member
             || self.link
@@ -376,6 +383,7 @@ impl FaultSet {
         self.partition
             || self.isolate_leader
             || self.stale_leader
+            || self.lag
             || self.split_member
             || self.link
             || self.reorder
@@ -402,6 +410,9 @@ impl FaultSet {
         }
         if self.stale_leader {
             v.push(Fault::StaleLeader);
+        }
+        if self.lag {
+            v.push(Fault::LagThenKillLeader);
         }
         if self.member {
             v.extend([Who::One, Who::Leader, Who::Minority].map(Fault::Member));

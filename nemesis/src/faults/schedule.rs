@@ -113,6 +113,21 @@ mod tests {
     }
 
     #[test]
+    fn lag_and_stale_leader_alone_schedule_only_their_composed_fault() {
+        for (kind, fault) in [
+            (K::Lag, Fault::LagThenKillLeader),
+            (K::StaleLeader, Fault::StaleLeader),
+        ] {
+            let set = of(&[kind]);
+            assert!(!set.is_empty() && set.uses_net(), "{kind:?}");
+            let steps = schedule(3, set, Duration::from_secs(3), Duration::from_secs(60));
+            assert!(!steps.is_empty());
+            assert!(steps.iter().all(|s| s.fault == fault), "{kind:?}");
+            assert!(!all().choices().contains(&fault), "{kind:?} is opt-in");
+        }
+    }
+
+    #[test]
     fn member_is_opt_in_and_removes_one_node_the_leader_or_a_minority() {
         assert!(!all()
             .choices()
