@@ -468,4 +468,39 @@ mod tests {
         }
         assert!(ends >= 5, "{ends} power-loss episodes in 600 s");
     }
+
+    #[test]
+    fn figure8_is_drawn_in_some_runs_only_and_then_played_in_every_minute() {
+        let drawn: Vec<u64> = (0..20)
+            .filter(|&seed| Mix::draw(seed, true).allow_figure8(seed))
+            .collect();
+        assert!(
+            (5..=15).contains(&drawn.len()),
+            "about half of 20 runs: {drawn:?}"
+        );
+        for seed in 0..20 {
+            let mut mix = Mix::draw(seed, true);
+            let added = mix.allow_figure8(seed);
+            assert_eq!(added, drawn.contains(&seed));
+            assert_eq!(
+                mix.allow_figure8(seed),
+                added,
+                "a second call changes nothing"
+            );
+            let mut t = Duration::ZERO;
+            let mut played = 0;
+            for s in hunt(seed, &mix, Duration::from_secs(60)) {
+                t += s.wait + s.hold;
+                if t <= Duration::from_secs(60) && s.fault == Fault::Figure8 {
+                    played += 1;
+                }
+            }
+            if added {
+                assert!(mix.to_string().contains("figure8"));
+                assert!(played >= 2, "seed {seed}: {played} figure-8 faults in 60 s");
+            } else {
+                assert_eq!(played, 0, "seed {seed}");
+            }
+        }
+    }
 }

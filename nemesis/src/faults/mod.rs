@@ -534,4 +534,20 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "--faults", "kill,flood"]).is_err());
         assert!(Cli::try_parse_from(["x"]).unwrap().faults.is_none());
     }
+
+    #[test]
+    fn figure8_is_a_list_kind_kept_only_where_it_can_be_played() {
+        let kinds = [FaultKind::Figure8];
+        let set = FaultSet::of(&kinds);
+        assert!(set.uses_net() && !set.is_empty());
+        assert_eq!(set.choices(), vec![Fault::Figure8]);
+        assert_eq!(Fault::Figure8.family(), "partition");
+        let mut plan = Plan::new(Some(&kinds), 1, true);
+        assert!(plan.allow_figure8(true, 1));
+        let mut plan5 = Plan::new(Some(&kinds), 1, true);
+        assert!(!plan5.allow_figure8(false, 1), "etcd, or not 5 nodes");
+        assert_eq!(plan5, Plan::List(FaultSet::default()));
+        let mut kill = Plan::new(Some(&[FaultKind::Kill]), 1, true);
+        assert!(!kill.allow_figure8(true, 1));
+    }
 }

@@ -30,6 +30,11 @@ const COMMIT_LIMIT: Duration = Duration::from_secs(4);
 /// deposes it (one or two election timeouts, 100-400 ms).
 const ALONE: Duration = Duration::from_millis(500);
 
+/// How long the last step waits before it asks who leads: two election timeouts, so that
+/// C, cut off while it led term t+1, has stepped down (check-quorum) and the election
+/// among C, D and E is over.
+const SETTLE: Duration = Duration::from_millis(400);
+
 /// Time between two rounds of status polls.
 const POLL: Duration = Duration::from_millis(2);
 
@@ -167,7 +172,9 @@ impl Nemesis {
         mark(out, "committed");
         out.insert("new_leader".into(), json!(x));
         out.insert("new_commit".into(), json!(s.commit));
-        // 5. Who wins among C, D, E (C when D missed the new leader's first entry).
+        // 5. Who wins among C, D, E (C when D missed the new leader's first entry). Asked
+        // after SETTLE: C, cut off as leader of term t+1, may still believe it leads.
+        tokio::time::sleep(SETTLE).await;
         match self.poll(&[c, d, e], ELECTION_LIMIT, |s| s.is_leader).await {
             Some((l, _)) => {
                 out.insert("last_leader".into(), json!(l));
