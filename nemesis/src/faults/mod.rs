@@ -130,8 +130,8 @@ pub enum Fault {
     /// commits its own old entries over the ones the cluster committed meanwhile, and
     /// serves reads that miss them.
     StaleLeader,
-    /// The paper's Figure 8 with five nodes, one step at a time, each started when the
-    /// cluster's status shows the last one took (see `Nemesis::figure8`): an entry of the
+    /// The paper's Figure 8 with five nodes, one step at a time, moving on when the nodes'
+    /// status shows a step took (see `Nemesis::figure8`): an entry of the
     /// old leader's term reaches a majority only after a newer term's entry was placed on a
     /// minority, and the node holding that newer entry is then elected by nodes that lack
     /// the newest leader's first entry. Our cluster only, and only when its nodes send one

@@ -1,5 +1,5 @@
 //! The figure-8 fault ([`Fault::Figure8`](crate::faults::Fault::Figure8)): the paper's
-//! Figure 8 on five nodes, each step started when the nodes' status shows the last one took.
+//! Figure 8 on five nodes, moving on when the nodes' status shows a step took.
 
 use super::{lock, Nemesis, Undo};
 use crate::client::Http;
