@@ -151,7 +151,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
 }
 
 async fn bench(args: &BenchArgs, dir: &std::path::Path) -> Result<BenchReport> {
-    let target = make_target(&args.system, args.nodes, None, None)?;
+    let target = make_target(&args.system, args.nodes, None, None, false)?;
     let direct: Vec<_> = target
         .nodes()
         .iter()

@@ -75,6 +75,7 @@ pub fn make_target(
     n: usize,
     uids: Option<&[u32]>,
     bug: Option<String>,
+    one_entry: bool,
 ) -> Result<Arc<dyn Target>> {
     let (kind, cluster_bin) = (system.target, system.cluster_bin.as_deref());
     if n == 0 || n > 200 {
@@ -83,7 +84,14 @@ pub fn make_target(
     let block = sut::address_block(u64::from(std::process::id()));
     let nodes = sut::node_nets(n, block, client_port(kind), uids);
     Ok(match kind {
-        TargetKind::Raft => Arc::new(Raft::new(sut::find_cluster_bin(cluster_bin)?, nodes, bug)),
+        TargetKind::Raft => {
+            let raft = Raft::new(sut::find_cluster_bin(cluster_bin)?, nodes, bug);
+            Arc::new(if one_entry {
+                raft.one_entry_appends()
+            } else {
+                raft
+            })
+        }
         TargetKind::Etcd => {
             if bug.is_some() {
                 bail!("--bug applies to --target raft only");
@@ -177,7 +185,22 @@ async fn run(args: RunArgs) -> Result<RunVerdict> {
         Some(NetBackend::Iptables) if needs_uids => Some(net::ensure_uids(args.nodes)?),
         _ => None,
     };
-    let target = make_target(&args.system, args.nodes, uids.as_deref(), args.bug.clone())?;
+    // Figure 8 needs five nodes: the old leader and one follower, the node that wins the
+    // term in between, and two that fall behind.
+    let one_entry = faults.allow_figure8(
+        args.system.target == TargetKind::Raft && args.nodes == 5,
+        seed,
+    );
+    if one_entry {
+        println!("nemesis: figure-8 episodes drawn: our nodes send one entry per AppendEntries, one in flight");
+    }
+    let target = make_target(
+        &args.system,
+        args.nodes,
+        uids.as_deref(),
+        args.bug.clone(),
+        one_entry,
+    )?;
     let tag = format!("nm{}", std::process::id());
     let net = match backend {
         Some(b) => Some(net::start(b, &tag, target.nodes())?),

@@ -79,6 +79,15 @@ struct NodeArgs {
     /// Write logs to this file instead of stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// At most this many entries per AppendEntries (the core's `max_batch`).
+    #[arg(long, default_value_t = raft::Config::DEFAULT_MAX_BATCH)]
+    max_append_entries: usize,
+    /// At most this many unacknowledged AppendEntries per follower (the core's
+    /// `max_inflight`). With `--max-append-entries 1 --max-inflight 1` a leader brings a
+    /// follower up one entry per round trip, as in the paper's figures: the nemesis uses
+    /// that to play Figure 8 (an old-term entry reaching a majority alone).
+    #[arg(long, default_value_t = raft::Config::DEFAULT_MAX_INFLIGHT)]
+    max_inflight: usize,
 }
 
 fn parse_peers(specs: &[String], me: u64) -> anyhow::Result<BTreeMap<u64, String>> {
@@ -149,6 +158,8 @@ fn run_node(a: NodeArgs) -> anyhow::Result<()> {
         bugs,
         deadline: Duration::from_millis(a.deadline_ms.max(1)),
         header_timeout: Duration::from_millis(a.header_timeout_ms.max(1)),
+        max_append_entries: a.max_append_entries,
+        max_inflight: a.max_inflight,
     };
     // One thread runs everything but the disk (see node/mod.rs, "One thread, fsync beside it"):
     // the event loop, every connection and every peer sender, so a request reaches the loop

@@ -427,3 +427,39 @@ fn peer_connections_are_bound_to_the_node_address_and_carry_its_id() {
     assert!(head.contains("x-raft-from: 1\r\n"), "{head}");
     node.kill();
 }
+
+/// With one entry per AppendEntries and one in flight (`--max-append-entries 1
+/// --max-inflight 1`, as the nemesis' figure-8 runs start the nodes), a follower that missed
+/// 100 writes is brought up entry by entry: with the other follower down, the next write
+/// commits only once it has all of them.
+#[test]
+fn one_entry_per_append_still_catches_a_follower_up() {
+    let limits = ["--max-append-entries", "1", "--max-inflight", "1"];
+    let mut c = Cluster::start("one-entry", 38, 3, &limits);
+    let leader = c.wait_leader(Duration::from_secs(10));
+    let a = c.nodes[leader].addr.clone();
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    c.nodes[followers[0]].kill();
+    for i in 0..100 {
+        let (code, _) = put(&a, &format!("k{}", i % 10), &format!("v{i}")).unwrap();
+        assert_eq!(code, 200);
+    }
+    c.nodes[followers[0]].start();
+    c.nodes[followers[1]].kill();
+    let until = Instant::now() + Duration::from_secs(20);
+    while put(&a, "k0", "after").map(|(code, _)| code) != Some(200) {
+        assert!(
+            Instant::now() < until,
+            "no commit with the restarted follower"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        read_anywhere(&c, "k9", Duration::from_secs(10)),
+        json!("v99")
+    );
+    assert_eq!(
+        read_anywhere(&c, "k0", Duration::from_secs(10)),
+        json!("after")
+    );
+}

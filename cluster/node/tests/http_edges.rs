@@ -75,11 +75,13 @@ fn a_client_that_never_finishes_its_request_head_is_cut_off() {
     );
 }
 
-/// Runs `cluster node` on `dir` as node `id` until it exits or 2 s pass: `Some(stderr)` if
-/// it exited with an error, `None` if it was still running (then it is killed).
-fn start_on(dir: &std::path::Path, id: u64, listen: &str) -> Option<String> {
+/// Runs `cluster node` on `dir` as node `id` (with `extra` flags) until it exits or 2 s
+/// pass: `Some(stderr)` if it exited with an error, `None` if it was still running (then it
+/// is killed).
+fn start_on(dir: &std::path::Path, id: u64, listen: &str, extra: &[&str]) -> Option<String> {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cluster"))
         .args(["node", "--id", &id.to_string(), "--listen", listen])
+        .args(extra)
         .arg("--data-dir")
         .arg(dir)
         .stdout(std::process::Stdio::null())
@@ -112,11 +114,11 @@ fn a_node_refuses_another_nodes_data_directory() {
     let data = dir.0.join("node-1");
     let listen = "127.0.36.1:0";
     assert_eq!(
-        start_on(&data, 1, listen),
+        start_on(&data, 1, listen, &[]),
         None,
         "node 1 starts on a fresh dir"
     );
-    let err = start_on(&data, 2, listen).expect("node 2 must refuse node 1's directory");
+    let err = start_on(&data, 2, listen, &[]).expect("node 2 must refuse node 1's directory");
     assert!(
         err.contains("node 1") && err.contains("--id 2"),
         "unclear message: {err}"
@@ -129,9 +131,23 @@ fn a_node_refuses_another_nodes_data_directory() {
         .expect("the id is stored in the data directory");
     std::fs::remove_file(&id_file).unwrap();
     assert_eq!(
-        start_on(&data, 1, listen),
+        start_on(&data, 1, listen, &[]),
         None,
         "an old directory still works"
     );
     assert!(id_file.exists());
+}
+
+/// The replication limits reach the core: zero is refused at start, naming the limit.
+#[test]
+fn a_node_refuses_zero_replication_limits() {
+    let dir = common::TempDir::new("zero-limits");
+    for (flag, field) in [
+        ("--max-inflight", "max_inflight"),
+        ("--max-append-entries", "max_batch"),
+    ] {
+        let err = start_on(&dir.0.join(flag), 1, "127.0.36.2:0", &[flag, "0"])
+            .unwrap_or_else(|| panic!("{flag} 0 must be refused"));
+        assert!(err.contains(field), "{flag} 0: {err}");
+    }
 }

@@ -42,6 +42,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The default [`Config::max_inflight`].
+    pub const DEFAULT_MAX_INFLIGHT: usize = 64;
+    /// The default [`Config::max_batch`].
+    pub const DEFAULT_MAX_BATCH: usize = 256;
+
     /// A configuration with the defaults: T = 10 ticks, heartbeat every 2, 64 messages in
     /// flight of up to 256 entries and 256 KiB of payload each, pre-vote and check-quorum on,
     /// no bug, seed = id.
@@ -52,8 +57,8 @@ impl Config {
             learners: BTreeSet::new(),
             election_ticks: 10,
             heartbeat_ticks: 2,
-            max_inflight: 64,
-            max_batch: 256,
+            max_inflight: Config::DEFAULT_MAX_INFLIGHT,
+            max_batch: Config::DEFAULT_MAX_BATCH,
             max_append_bytes: 256 << 10,
             pre_vote: true,
             check_quorum: true,

@@ -54,6 +54,9 @@ pub enum Episode {
     /// Zero to two power losses (the leader, a minority or a majority) and then one of the
     /// whole cluster, each restarted after 0.5-2 s, when FUSE is there ([`Fault::PowerLoss`]).
     PowerLoss,
+    /// Twice: the paper's Figure 8 played step by step ([`Fault::Figure8`]), in the runs
+    /// that draw it (our cluster, 5 nodes; [`Mix::allow_figure8`]).
+    Figure8,
 }
 
 impl Episode {
@@ -81,6 +84,7 @@ impl Episode {
             Episode::Link => "link",
             Episode::Reorder => "reorder-leader",
             Episode::PowerLoss => "power-loss",
+            Episode::Figure8 => "figure8",
         }
     }
 
@@ -95,6 +99,7 @@ impl Episode {
             Episode::Reorder => 2,
             Episode::Link => 1,
             Episode::PowerLoss => 3,
+            Episode::Figure8 => 2,
         }
     }
 
@@ -170,6 +175,9 @@ impl Episode {
                     .expect("three");
                 one(Fault::Pause(who), secs(rng, 1.0, 4.0))
             }
+            // Twice, each held 1-1.5 s after its steps (which take 2-5 s of their own)
+            // before the heal: the last step's election and first commit.
+            Episode::Figure8 => repeat(rng, 2, (1.0, 1.5), Fault::Figure8),
             Episode::Reorder => {
                 let n = rng.gen_range(1..=2);
                 repeat(rng, n, (0.3, 1.0), Fault::ReorderThenCutLeader)
@@ -260,6 +268,25 @@ impl Mix {
             let w = Episode::PowerLoss.base_weight() * rng.gen_range(1..=3);
             self.weights.push((Episode::PowerLoss, w));
         }
+    }
+
+    /// Adds figure-8 episodes in about half the runs, weight drawn from `seed`; true when
+    /// added.
+    ///
+    /// Why only half: the episode needs nodes that send one entry per AppendEntries (the
+    /// run starts them so, for the whole run), which slows every catch-up; the other half
+    /// of the runs keep the batching every other episode was measured with.
+    pub fn allow_figure8(&mut self, seed: u64) -> bool {
+        if self.weights.iter().any(|(e, _)| *e == Episode::Figure8) {
+            return true;
+        }
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6669_6738);
+        if !rng.gen_bool(0.5) {
+            return false;
+        }
+        let w = Episode::Figure8.base_weight() * rng.gen_range(1..=3);
+        self.weights.push((Episode::Figure8, w));
+        true
     }
 
     fn choose(&self, rng: &mut StdRng) -> Episode {
@@ -440,5 +467,40 @@ mod tests {
             }
         }
         assert!(ends >= 5, "{ends} power-loss episodes in 600 s");
+    }
+
+    #[test]
+    fn figure8_is_drawn_in_some_runs_only_and_then_played_in_every_minute() {
+        let drawn: Vec<u64> = (0..20)
+            .filter(|&seed| Mix::draw(seed, true).allow_figure8(seed))
+            .collect();
+        assert!(
+            (5..=15).contains(&drawn.len()),
+            "about half of 20 runs: {drawn:?}"
+        );
+        for seed in 0..20 {
+            let mut mix = Mix::draw(seed, true);
+            let added = mix.allow_figure8(seed);
+            assert_eq!(added, drawn.contains(&seed));
+            assert_eq!(
+                mix.allow_figure8(seed),
+                added,
+                "a second call changes nothing"
+            );
+            let mut t = Duration::ZERO;
+            let mut played = 0;
+            for s in hunt(seed, &mix, Duration::from_secs(60)) {
+                t += s.wait + s.hold;
+                if t <= Duration::from_secs(60) && s.fault == Fault::Figure8 {
+                    played += 1;
+                }
+            }
+            if added {
+                assert!(mix.to_string().contains("figure8"));
+                assert!(played >= 2, "seed {seed}: {played} figure-8 faults in 60 s");
+            } else {
+                assert_eq!(played, 0, "seed {seed}");
+            }
+        }
     }
 }

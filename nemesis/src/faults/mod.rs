@@ -130,6 +130,18 @@ pub enum Fault {
     /// commits its own old entries over the ones the cluster committed meanwhile, and
     /// serves reads that miss them.
     StaleLeader,
+    /// The paper's Figure 8 with five nodes, one step at a time, moving on when the nodes'
+    /// status shows a step took (see `Nemesis::figure8`): an entry of the
+    /// old leader's term reaches a majority only after a newer term's entry was placed on a
+    /// minority, and the node holding that newer entry is then elected by nodes that lack
+    /// the newest leader's first entry. Our cluster only, and only when its nodes send one
+    /// entry per AppendEntries (the run draws it, [`Mix::allow_figure8`]).
+    ///
+    /// Why: a leader that commits an old-term entry by counting replicas (`--bug
+    /// commit-old-term`) answers its client, and the next leader overwrites the entry. A
+    /// correct leader waits for its own first entry, which the last step keeps off the
+    /// majority, so it acknowledges nothing there.
+    Figure8,
 }
 
 impl Fault {
@@ -139,7 +151,7 @@ impl Fault {
             Fault::Kill(_) => "kill",
             Fault::PowerLoss(_) => "power-loss",
             Fault::Pause(_) | Fault::PauseIsolatedLeader | Fault::StaleLeader => "pause",
-            Fault::Partition(_) | Fault::LagThenKillLeader => "partition",
+            Fault::Partition(_) | Fault::LagThenKillLeader | Fault::Figure8 => "partition",
             Fault::Member(_) | Fault::SplitMembership => "member",
             Fault::Link(_) | Fault::ReorderThenCutLeader => "link",
         }
@@ -159,6 +171,9 @@ impl Fault {
             Fault::Link(f) => format!("{} leader's links", f.name()),
             Fault::LagThenKillLeader => "lag followers, kill the leader".to_string(),
             Fault::ReorderThenCutLeader => "reorder the leader's links, cut it off".to_string(),
+            Fault::Figure8 => {
+                "figure 8: an old-term entry on a majority, then overwritten".to_string()
+            }
         }
     }
 }
@@ -202,6 +217,21 @@ impl Plan {
     pub fn allow_links(&mut self, seed: u64) {
         if let Plan::Hunt(mix) = self {
             mix.allow_links(seed);
+        }
+    }
+
+    /// Adds the figure-8 episodes in about half the runs (the target is our cluster with 5
+    /// nodes: `ok`), drawn from `seed`, or keeps `--faults figure8` (left out when not
+    /// `ok`); true when figure-8 faults will be played, and then our nodes must send one
+    /// entry per AppendEntries, one in flight (see [`Fault::Figure8`]).
+    pub fn allow_figure8(&mut self, ok: bool, seed: u64) -> bool {
+        match self {
+            Plan::Hunt(mix) if ok => mix.allow_figure8(seed),
+            Plan::List(set) => {
+                set.figure8 &= ok;
+                set.figure8
+            }
+            Plan::Hunt(_) => false,
         }
     }
 
@@ -306,6 +336,9 @@ pub enum FaultKind {
     /// SIGKILL a minority, a majority or the leader and lose its unsynced writes; restart
     /// it later (root, /dev/fuse and --target raft; left out otherwise).
     PowerLoss,
+    /// The composed figure-8 fault on its own (our cluster with 5 nodes only: its nodes
+    /// then send one entry per AppendEntries; left out otherwise).
+    Figure8,
     /// No fault at all.
     None,
 }
@@ -338,6 +371,8 @@ pub struct FaultSet {
     pub reorder: bool,
     /// kill and lose unsynced writes (`power-loss`; FUSE only)
     pub power_loss: bool,
+    /// the composed figure-8 fault (`figure8`; our cluster with 5 nodes only)
+    pub figure8: bool,
 }
 
 impl FaultSet {
@@ -357,6 +392,7 @@ impl FaultSet {
                 FaultKind::Link => set.link = true,
                 FaultKind::Reorder => set.reorder = true,
                 FaultKind::PowerLoss => set.power_loss = true,
+                FaultKind::Figure8 => set.figure8 = true,
                 FaultKind::None => {}
             }
         }
@@ -375,7 +411,8 @@ impl FaultSet {
             || self.split_member
             || self.link
             || self.reorder
-            || self.power_loss)
+            || self.power_loss
+            || self.figure8)
     }
 
     /// Whether a partition backend is needed (plain partitions or the isolating pause).
@@ -387,6 +424,7 @@ impl FaultSet {
             || self.split_member
             || self.link
             || self.reorder
+            || self.figure8
     }
 
     /// Whether membership changes are asked for (our cluster only).
@@ -428,6 +466,9 @@ impl FaultSet {
         }
         if self.power_loss {
             v.extend([Who::Minority, Who::Majority, Who::Leader].map(Fault::PowerLoss));
+        }
+        if self.figure8 {
+            v.push(Fault::Figure8);
         }
         v
     }
@@ -503,5 +544,21 @@ mod tests {
         assert!(FaultSet::of(&none.faults.unwrap()).is_empty());
         assert!(Cli::try_parse_from(["x", "--faults", "kill,flood"]).is_err());
         assert!(Cli::try_parse_from(["x"]).unwrap().faults.is_none());
+    }
+
+    #[test]
+    fn figure8_is_a_list_kind_kept_only_where_it_can_be_played() {
+        let kinds = [FaultKind::Figure8];
+        let set = FaultSet::of(&kinds);
+        assert!(set.uses_net() && !set.is_empty());
+        assert_eq!(set.choices(), vec![Fault::Figure8]);
+        assert_eq!(Fault::Figure8.family(), "partition");
+        let mut plan = Plan::new(Some(&kinds), 1, true);
+        assert!(plan.allow_figure8(true, 1));
+        let mut plan5 = Plan::new(Some(&kinds), 1, true);
+        assert!(!plan5.allow_figure8(false, 1), "etcd, or not 5 nodes");
+        assert_eq!(plan5, Plan::List(FaultSet::default()));
+        let mut kill = Plan::new(Some(&[FaultKind::Kill]), 1, true);
+        assert!(!kill.allow_figure8(true, 1));
     }
 }

@@ -1,6 +1,8 @@
 //! The nemesis: carries out a schedule's steps against the node processes and the network,
 //! recording each fault as a `start-…` / `stop-…` pair of nemesis events.
 
+mod figure8;
+
 use super::{pick, Fault, Step, Who};
 use crate::client::Http;
 use crate::net::{self, Grudge, LinkFault, Net};
@@ -429,6 +431,7 @@ impl Nemesis {
                     json!({"kind": "lag", "nodes": lag, "grudge": grudge_json(&g), "delay_ms": if delayed { LAG_DELAY_MS } else { 0 }}),
                 )
             }
+            Fault::Figure8 => self.figure8(&ids, leader, rng).await?,
             Fault::Partition(kind) => {
                 let g = net::grudge(kind, &ids, leader, rng);
                 let net = self.net()?;

@@ -16,12 +16,25 @@ pub struct Raft {
     bin: PathBuf,
     nodes: Vec<NodeNet>,
     bug: Option<String>,
+    one_entry: bool,
 }
 
 impl Raft {
     /// A cluster of `nodes` run from `bin`, with an optional bug switch on every node.
     pub fn new(bin: PathBuf, nodes: Vec<NodeNet>, bug: Option<String>) -> Raft {
-        Raft { bin, nodes, bug }
+        Raft {
+            bin,
+            nodes,
+            bug,
+            one_entry: false,
+        }
+    }
+
+    /// The same cluster, its nodes started with `--max-append-entries 1 --max-inflight 1`:
+    /// a leader brings a follower up one entry per round trip (the figure-8 episodes).
+    pub fn one_entry_appends(mut self) -> Raft {
+        self.one_entry = true;
+        self
     }
 
     fn base(&self, id: usize) -> String {
@@ -59,6 +72,9 @@ impl Target for Raft {
         }
         if let Some(bug) = &self.bug {
             cmd.arg("--bug").arg(bug);
+        }
+        if self.one_entry {
+            cmd.args(["--max-append-entries", "1", "--max-inflight", "1"]);
         }
         Ok(cmd)
     }

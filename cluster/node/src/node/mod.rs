@@ -84,6 +84,10 @@ pub struct NodeOptions {
     pub deadline: Duration,
     /// Time a client has to send a request's head (idle keep-alive time included).
     pub header_timeout: Duration,
+    /// At most this many entries per AppendEntries (zero is refused by the core).
+    pub max_append_entries: usize,
+    /// At most this many unacknowledged AppendEntries per follower (zero is refused).
+    pub max_inflight: usize,
 }
 
 /// Why the node stopped with an error.
@@ -171,6 +175,8 @@ pub async fn run(
     cfg.election_ticks = opts.election_ticks;
     cfg.heartbeat_ticks = opts.heartbeat_ticks;
     cfg.bugs = opts.bugs;
+    cfg.max_batch = opts.max_append_entries;
+    cfg.max_inflight = opts.max_inflight;
     // Seeded from the clock: nodes restarted together must not draw the same timeouts.
     cfg.seed = opts.id ^ rand::random::<u64>();
     let node = raft::Node::new(cfg, persisted).map_err(|e| NodeError::Start(e.to_string()))?;
