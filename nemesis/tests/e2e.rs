@@ -451,18 +451,9 @@ fn lag_then_kill_keeps_a_correct_cluster_valid() {
     let _lock = serialize();
     let dir = run_dir("lag");
     let mut args = RAFT.to_vec();
-    args.extend([
-        "--time-limit",
-        "15",
-        "--fault-interval",
-        "2",
-        "--faults",
-        "lag",
-        "--net",
-        "proxy",
-        "--seed",
-        "1001",
-    ]);
+    args.extend(
+        "--time-limit 15 --fault-interval 2 --faults lag --net proxy --seed 1001".split(' '),
+    );
     let Run {
         code, results: r, ..
     } = nemesis(&dir, &args);
