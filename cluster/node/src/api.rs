@@ -201,6 +201,8 @@ pub struct StatusInfo {
     pub commit: u64,
     /// Applied index.
     pub applied: u64,
+    /// The last index of its log (written, maybe not committed).
+    pub last_index: u64,
     /// Voting members.
     pub voters: Vec<u64>,
     /// Learners.

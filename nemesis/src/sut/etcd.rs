@@ -131,6 +131,7 @@ impl Target for Etcd {
                 leader: members.get(&leader).copied(),
                 commit: int(&body["raftIndex"]),
                 applied: int(&body["raftAppliedIndex"]),
+                last_index: None,
             })
         })
     }

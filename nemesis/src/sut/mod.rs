@@ -33,6 +33,8 @@ pub struct NodeStatus {
     pub commit: u64,
     /// Its applied index.
     pub applied: u64,
+    /// The last index of its log, where the target reports it (our cluster).
+    pub last_index: Option<u64>,
 }
 
 /// A system under test.

@@ -98,6 +98,7 @@ impl Target for Raft {
                 leader: body["leader"].as_u64().map(|l| l as usize),
                 commit: body["commit"].as_u64().unwrap_or(0),
                 applied: body["applied"].as_u64().unwrap_or(0),
+                last_index: body["last_index"].as_u64(),
             })
         })
     }

@@ -339,6 +339,7 @@ impl Driver {
             leader: s.leader,
             commit: s.commit,
             applied: self.kv.applied,
+            last_index: s.last_index,
             voters: s.voters.union(&s.outgoing).copied().collect(),
             learners: s.learners.into_iter().collect(),
             addr: self.addr.clone(),

@@ -3,7 +3,7 @@
 
 use super::{lock, Nemesis, Undo};
 use crate::client::Http;
-use crate::net::Grudge;
+use crate::net::{Grudge, LinkFault};
 use crate::sut::NodeStatus;
 use anyhow::Result;
 use rand::rngs::StdRng;
@@ -35,11 +35,26 @@ const ALONE: Duration = Duration::from_millis(500);
 /// among C, D and E is over.
 const SETTLE: Duration = Duration::from_millis(400);
 
+/// The delay put on D's links to A and B in step 4 once D is nearly caught up (proxy
+/// backend only): every further entry then takes a round trip of at least twice this.
+///
+/// Why: A appends only the writes its clients had in flight while it was alone with B (one
+/// per client, about ten), so without a delay D got the new leader's first entry a few
+/// round trips of a millisecond after the commit index passed k, faster than a status poll
+/// and a SIGSTOP; in a matrix of 60 s runs on a loaded machine, D got it first in 6 faults
+/// of 6. At 25 ms a round trip, D holds each old entry for 50 ms or more before the next.
+const SLOW_D: LinkFault = LinkFault::Delay {
+    base: Duration::from_millis(25),
+    jitter: Duration::ZERO,
+};
+
 /// Time between two rounds of status polls.
 const POLL: Duration = Duration::from_millis(2);
 
 /// How far past the old leader's last commit the new leader's commit index must be before
-/// the last step cuts it off.
+/// the last step cuts it off, when C's last index is not known (the step uses C's last
+/// index when its status gives it: that entry, C's own of term t+1, is the first one C
+/// overwrites on D, often k+1).
 ///
 /// Why 3: the cut-off follower C holds at most the entries the old leader had sent it, and
 /// with one entry per AppendEntries and one in flight that is at most two past the commit
@@ -58,8 +73,10 @@ impl Nemesis {
     ///    appends its first entry at k+1, then must bring D and E up one entry per round
     ///    trip; as soon as its status says leader, C is cut off (not killed: its entry of
     ///    term t+1 must survive, as in the figure) and D joins A and B;
-    /// 4. A or B wins term t+2 and brings D up one entry per round trip. Once its commit
-    ///    index is past k (see [`PAST_OLD_COMMIT`]), D is paused, A and B cut off, C, D, E
+    /// 4. A or B wins term t+2 and brings D up one entry per round trip (slowed by
+    ///    [`SLOW_D`] once D is nearly up to k). Once its commit
+    ///    index reaches C's last index (C's entry of term t+1; see [`PAST_OLD_COMMIT`]),
+    ///    D is paused, A and B cut off, C, D, E
     ///    joined, D resumed: SIGSTOP is immediate, where a cut can take milliseconds.
     ///    A correct leader has committed nothing of term t beyond k there (its own first
     ///    entry, at the end of its log, is what would commit them); one with
@@ -147,17 +164,29 @@ impl Nemesis {
         tokio::time::sleep(ALONE).await;
         // 3. C wins among C, D, E and is cut off at once.
         lock(net).partition(&cut(&[&[a, b], &[c, d, e]]))?;
-        if self
-            .poll(&[c], ELECTION_LIMIT, |s| s.is_leader)
-            .await
-            .is_none()
-        {
+        let Some((_, c_won)) = self.poll(&[c], ELECTION_LIMIT, |s| s.is_leader).await else {
             return Ok("c not elected");
-        }
+        };
         lock(net).partition(&cut(&[&[a, b, d], &[c], &[e]]))?;
         mark(out, "c_elected");
-        // 4. A or B wins with D and commits past k.
-        let want = old.commit + PAST_OLD_COMMIT;
+        // 4. A or B wins with D and commits past k. Once D is nearly up to k (its commit
+        // index follows its log while it catches up), its links to A and B are slowed.
+        if self
+            .poll(&[d], COMMIT_LIMIT, |s| s.commit + 2 >= old.commit)
+            .await
+            .is_some()
+        {
+            let mut g = Grudge::none(ids);
+            g.cut_between(&[a, b], &[d]);
+            let slowed = lock(net).link(&g, Some(SLOW_D))?;
+            out.insert("slowed_d".into(), json!(slowed));
+            mark(out, "d_near_k");
+        }
+        // C's last index is its own entry of term t+1, the first one C will overwrite on D.
+        let want = c_won
+            .last_index
+            .map_or(old.commit + PAST_OLD_COMMIT, |i| i.max(old.commit + 1));
+        out.insert("c_last_index".into(), json!(c_won.last_index));
         let Some((x, s)) = self
             .poll(&[a, b], COMMIT_LIMIT, |s| s.is_leader && s.commit >= want)
             .await
