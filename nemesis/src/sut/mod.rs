@@ -346,21 +346,36 @@ pub async fn find_leader(target: &dyn Target, http: &Http) -> Option<usize> {
     votes.into_iter().max_by_key(|&(_, c)| c).map(|(l, _)| l)
 }
 
-/// Waits until some node is leader, up to `limit`.
-pub async fn wait_for_leader(target: &dyn Target, http: &Http, limit: Duration) -> Result<usize> {
+/// Asks nodes `ids` for their status in turn, a round every `every`, until one satisfies
+/// `done` (that node and its status), or `limit` has passed (`None`).
+pub async fn poll_status(
+    target: &dyn Target,
+    ids: &[usize],
+    http: &Http,
+    (limit, every): (Duration, Duration),
+    done: impl Fn(&NodeStatus) -> bool,
+) -> Option<(usize, NodeStatus)> {
     let deadline = Instant::now() + limit;
     loop {
-        for n in target.nodes() {
-            if let Some(s) = target.status(n.id, http).await {
-                if s.is_leader {
-                    return Ok(n.id);
-                }
+        for &id in ids {
+            if let Some(s) = target.status(id, http).await.filter(|s| done(s)) {
+                return Some((id, s));
             }
         }
         if Instant::now() > deadline {
-            bail!("no leader elected within {limit:?}");
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Waits until some node is leader, up to `limit`.
+pub async fn wait_for_leader(target: &dyn Target, http: &Http, limit: Duration) -> Result<usize> {
+    let ids: Vec<usize> = target.nodes().iter().map(|n| n.id).collect();
+    let every = Duration::from_millis(200);
+    match poll_status(target, &ids, http, (limit, every), |s| s.is_leader).await {
+        Some((id, _)) => Ok(id),
+        None => bail!("no leader elected within {limit:?}"),
     }
 }
 

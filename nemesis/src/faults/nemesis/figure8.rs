@@ -4,7 +4,7 @@
 use super::{lock, Nemesis, Undo};
 use crate::client::Http;
 use crate::net::{Grudge, LinkFault};
-use crate::sut::NodeStatus;
+use crate::sut::{poll_status, NodeStatus};
 use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -222,8 +222,8 @@ impl Nemesis {
             .await
     }
 
-    /// Polls the status of `ids` in turn until one satisfies `done` (that node and its
-    /// status), or `limit` has passed (`None`).
+    /// Polls the status of `ids` in turn every [`POLL`] until one satisfies `done` (that
+    /// node and its status), or `limit` has passed (`None`).
     async fn poll(
         &self,
         ids: &[usize],
@@ -232,15 +232,6 @@ impl Nemesis {
     ) -> Option<(usize, NodeStatus)> {
         let target = lock(&self.cluster).target().clone();
         let http = Http::new(Duration::from_millis(200));
-        let until = Instant::now() + limit;
-        while Instant::now() < until {
-            for &id in ids {
-                if let Some(s) = target.status(id, &http).await.filter(|s| done(s)) {
-                    return Some((id, s));
-                }
-            }
-            tokio::time::sleep(POLL).await;
-        }
-        None
+        poll_status(target.as_ref(), ids, &http, (limit, POLL), done).await
     }
 }
