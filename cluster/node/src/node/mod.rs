@@ -143,9 +143,7 @@ struct Driver {
     next_request: u64,
     snapshot_every: u64,
     deadline: Duration,
-    /// The term when requests forwarded to the leader were last checked (see `run`).
-    term_seen: u64,
-    /// The (term, role, leader) last logged by [`Driver::log_leadership`].
+    /// The (term, role, leader) last seen by [`Driver::on_leadership_change`].
     leadership_seen: Option<(u64, raft::Role, Option<u64>)>,
 }
 
@@ -224,7 +222,6 @@ pub async fn run(
         next_request: 1,
         snapshot_every: opts.snapshot_every,
         deadline: opts.deadline,
-        term_seen: 0,
         leadership_seen: None,
     };
     let res = driver.run(rx, opts.tick, shutdown).await;
@@ -269,21 +266,21 @@ impl Driver {
                 let rd = self.node.ready();
                 self.handle_ready(rd).await?;
             }
-            // A new term: requests forwarded to an older term's leader fail now rather than
-            // wait for the deadline (the old leader may be paused, its kernel still ACKing).
-            if self.node.term() != self.term_seen {
-                self.term_seen = self.node.term();
-                self.transport.new_term(self.node.status().leader);
-            }
-            self.log_leadership();
+            self.on_leadership_change();
         }
     }
 
-    /// Logs each change of term, role or known leader (with the commit and last index at
-    /// that moment): what an operator, or a nemesis run's analysis, reads first.
-    fn log_leadership(&mut self) {
+    /// On each change of term, role or known leader: a new term fails the requests
+    /// forwarded to an older term's leader now rather than at the deadline (the old leader
+    /// may be paused, its kernel still ACKing), and every change is logged with the commit
+    /// and last index at that moment (what an operator, or a nemesis run's analysis, reads
+    /// first).
+    fn on_leadership_change(&mut self) {
         let now = (self.node.term(), self.node.role(), self.node.leader());
         if self.leadership_seen != Some(now) {
+            if self.leadership_seen.map(|(term, _, _)| term) != Some(now.0) {
+                self.transport.new_term(now.2);
+            }
             self.leadership_seen = Some(now);
             let log = self.node.log();
             tracing::info!(
