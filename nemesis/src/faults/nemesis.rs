@@ -2,16 +2,17 @@
 //! recording each fault as a `start-…` / `stop-…` pair of nemesis events.
 
 mod figure8;
+mod reorder;
 
 use super::{pick, Fault, Step, Who};
 use crate::client::Http;
 use crate::net::{self, Grudge, LinkFault, Net};
 use crate::recorder::Recorder;
-use crate::sut::{find_leader, MemberChange, Processes};
+use crate::sut::{find_leader, poll_status, MemberChange, NodeStatus, Processes};
 use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,13 +81,8 @@ const LAG_DELAY: LinkFault = LinkFault::Delay {
 /// first slow round trips (see `kill_leader_then_heal`).
 const DELAY_AFTER_HEAL: Duration = Duration::from_millis(1000);
 
-/// How long the reorder fault holds what the leader sends before its links are closed.
-///
-/// Why 40 ms: the followers' election timeout is 100-200 ms and the leader reconnects
-/// within about 20 ms, so they keep hearing from it (an election would change the term,
-/// and a follower ignores the messages of an old term); 40 ms of AppendEntries is a few
-/// batches at the default rate.
-const REORDER_HOLD: Duration = Duration::from_millis(40);
+/// Time between two rounds of status polls (the figure-8 and reorder faults).
+const STATUS_POLL: Duration = Duration::from_millis(2);
 
 impl Nemesis {
     /// Runs `steps` until `deadline` (or a stop request), ending any fault in force.
@@ -376,37 +372,7 @@ impl Nemesis {
                 }
                 (Undo::Unlink, value)
             }
-            Fault::ReorderThenCutLeader => {
-                let nodes = pick(Who::Leader, &ids, leader, rng);
-                // One-way: only what the leader sends is held. Why: its followers' answers,
-                // and the client requests they forward to it, keep flowing, so the leader
-                // goes on appending while nothing reaches them, and what it holds is full
-                // of entries.
-                let mut g = Grudge::none(&ids);
-                for f in ids.iter().filter(|i| !nodes.contains(i)) {
-                    g.0.entry(*f).or_default().insert(nodes[0]);
-                }
-                // Drawn: the stale messages must land after the follower's log grew and
-                // before it hears that the growth is committed; where that falls depends on
-                // the load and on fsync times.
-                let f = LinkFault::Reorder {
-                    after: REORDER_HOLD,
-                    cut_after: Some(Duration::from_millis(rng.gen_range(2..=20))),
-                };
-                let mut value =
-                    json!({"kind": f.name(), "nodes": nodes, "grudge": grudge_json(&g)});
-                if !lock(self.net()?).link(&g, Some(f))? {
-                    value["skipped"] =
-                        json!("this partition backend cannot shape links (proxy only)");
-                }
-                if let LinkFault::Reorder {
-                    cut_after: Some(d), ..
-                } = f
-                {
-                    value["cut_after_ms"] = json!(d.as_millis() as u64);
-                }
-                (Undo::HealLink, value)
-            }
+            Fault::ReorderThenCutLeader => self.reorder_then_cut(&ids, leader, rng).await?,
             Fault::LagThenKillLeader => {
                 let mut followers: Vec<usize> =
                     ids.iter().copied().filter(|&i| Some(i) != leader).collect();
@@ -520,6 +486,27 @@ impl Nemesis {
 }
 
 impl Nemesis {
+    /// Node `id`'s status, or `None` when it does not answer within 200 ms.
+    pub(super) async fn status_of(&self, id: usize) -> Option<NodeStatus> {
+        let target = lock(&self.cluster).target().clone();
+        target
+            .status(id, &Http::new(Duration::from_millis(200)))
+            .await
+    }
+
+    /// Polls the status of `ids` in turn every [`STATUS_POLL`] until one satisfies `done` (that
+    /// node and its status), or `limit` has passed (`None`).
+    pub(super) async fn poll(
+        &self,
+        ids: &[usize],
+        limit: Duration,
+        done: impl Fn(&NodeStatus) -> bool,
+    ) -> Option<(usize, NodeStatus)> {
+        let target = lock(&self.cluster).target().clone();
+        let http = Http::new(Duration::from_millis(200));
+        poll_status(target.as_ref(), ids, &http, (limit, STATUS_POLL), done).await
+    }
+
     /// Asks the cluster to remove (`add` false) or re-add every node of `ids`, all at once
     /// (one request each, concurrently), through the nodes of `via` (default: every other
     /// node, then the node itself); returns each one's outcome, in order.

@@ -129,10 +129,15 @@ impl Shared {
             .name("relay-reorder-cut".into())
             .spawn(move || {
                 std::thread::sleep(wait);
-                let late = take_late(&mut shared.lock());
-                deliver_late(late);
-                shared.set_cut(true);
+                shared.deliver_then_cut();
             });
+    }
+
+    /// Delivers the bytes a reorder held, then cuts the link (until healed).
+    fn deliver_then_cut(&self) {
+        let late = take_late(&mut self.lock());
+        deliver_late(late);
+        self.set_cut(true);
     }
 
     /// Whether connection `id`'s client bytes are being held; if so, keeps `bytes`.
@@ -462,6 +467,18 @@ impl Net for Proxy {
                 Some(LinkFault::Reorder { .. }) => {}
                 Some(f) if g.cuts(a, b) || g.cuts(b, a) => relay.shared.set_link(Some(f)),
                 Some(_) => {}
+            }
+        }
+        Ok(true)
+    }
+
+    fn release_then_cut(&mut self, g: &Grudge) -> anyhow::Result<bool> {
+        check_grudge(g, &self.nodes)?;
+        // Link by link, so that no newer message passes on a link between its late
+        // delivery and its cut.
+        for (&(a, b), relay) in &self.relays {
+            if g.cuts(a, b) {
+                relay.shared.deliver_then_cut();
             }
         }
         Ok(true)

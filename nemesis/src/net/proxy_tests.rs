@@ -282,6 +282,38 @@ fn a_reorder_delivers_held_bytes_after_a_new_connections_bytes() {
     let mut healed = TcpStream::connect(via).unwrap();
     healed.write_all(b"healed").unwrap();
     wait_for(b"healed");
+
+    // Without `cut_after`, ended by `release_then_cut`: the held bytes arrive, after the
+    // new connection's, and the link is cut until healed.
+    let reorder = LinkFault::Reorder {
+        after: Duration::from_millis(100),
+        cut_after: None,
+    };
+    proxy.link(&split(5, 6), Some(reorder)).unwrap();
+    healed.write_all(b"old-5").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut new = TcpStream::connect(via).unwrap();
+    new.write_all(b"new-3").unwrap();
+    wait_for(b"new-3");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"old-5"));
+    assert!(proxy.release_then_cut(&split(5, 6)).unwrap());
+    wait_for(b"old-5");
+    let seen = log.lock().unwrap().clone();
+    let at = |what: &[u8]| seen.iter().position(|(_, b)| b == what).unwrap();
+    assert!(at(b"new-3") < at(b"old-5"), "{seen:?}");
+    let _ = new.write_all(b"after-release");
+    if let Ok(mut c) = TcpStream::connect(via) {
+        let _ = c.write_all(b"cut-off-2");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let seen = log.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|(_, b)| b != b"after-release" && b != b"cut-off-2"),
+        "{seen:?}"
+    );
+    proxy.heal().unwrap();
 }
 
 #[test]

@@ -2,9 +2,7 @@
 //! Figure 8 on five nodes, moving on when the nodes' status shows a step took.
 
 use super::{lock, Nemesis, Undo};
-use crate::client::Http;
 use crate::net::{Grudge, LinkFault};
-use crate::sut::{poll_status, NodeStatus};
 use anyhow::Result;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -47,9 +45,6 @@ const SLOW_D: LinkFault = LinkFault::Delay {
     base: Duration::from_millis(25),
     jitter: Duration::ZERO,
 };
-
-/// Time between two rounds of status polls.
-const POLL: Duration = Duration::from_millis(2);
 
 /// How far past the old leader's last commit the new leader's commit index must be before
 /// the last step cuts it off, when C's last index is not known (the step uses C's last
@@ -212,26 +207,5 @@ impl Nemesis {
             }
             None => Ok("no last leader"),
         }
-    }
-
-    /// Node `id`'s status, or `None` when it does not answer within 200 ms.
-    async fn status_of(&self, id: usize) -> Option<NodeStatus> {
-        let target = lock(&self.cluster).target().clone();
-        target
-            .status(id, &Http::new(Duration::from_millis(200)))
-            .await
-    }
-
-    /// Polls the status of `ids` in turn every [`POLL`] until one satisfies `done` (that
-    /// node and its status), or `limit` has passed (`None`).
-    async fn poll(
-        &self,
-        ids: &[usize],
-        limit: Duration,
-        done: impl Fn(&NodeStatus) -> bool,
-    ) -> Option<(usize, NodeStatus)> {
-        let target = lock(&self.cluster).target().clone();
-        let http = Http::new(Duration::from_millis(200));
-        poll_status(target.as_ref(), ids, &http, (limit, POLL), done).await
     }
 }
