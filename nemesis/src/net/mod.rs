@@ -181,10 +181,11 @@ pub trait Net: Send {
         let _ = (g, fault);
         Ok(false)
     }
-    /// Ends a reorder ([`LinkFault::Reorder`] without `cut_after`) now: on every link that
-    /// `g` cuts (one way, as the reorder took them), delivers the held bytes late, then cuts
-    /// the link until [`Net::heal`]. False when the backend cannot shape links.
-    fn release_then_cut(&mut self, g: &Grudge) -> anyhow::Result<bool> {
+    /// Delivers now what a reorder ([`LinkFault::Reorder`] without `cut_after`) holds on
+    /// every link that `g` cuts (one way, as the reorder took them), late, on the old
+    /// connections; every other fault stays in force. False when the backend cannot shape
+    /// links.
+    fn release(&mut self, g: &Grudge) -> anyhow::Result<bool> {
         let _ = g;
         Ok(false)
     }

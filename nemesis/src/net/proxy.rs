@@ -129,15 +129,15 @@ impl Shared {
             .name("relay-reorder-cut".into())
             .spawn(move || {
                 std::thread::sleep(wait);
-                shared.deliver_then_cut();
+                shared.release();
+                shared.set_cut(true);
             });
     }
 
-    /// Delivers the bytes a reorder held, then cuts the link (until healed).
-    fn deliver_then_cut(&self) {
+    /// Delivers the bytes a reorder held, on their old connections.
+    fn release(&self) {
         let late = take_late(&mut self.lock());
         deliver_late(late);
-        self.set_cut(true);
     }
 
     /// Whether connection `id`'s client bytes are being held; if so, keeps `bytes`.
@@ -472,13 +472,11 @@ impl Net for Proxy {
         Ok(true)
     }
 
-    fn release_then_cut(&mut self, g: &Grudge) -> anyhow::Result<bool> {
+    fn release(&mut self, g: &Grudge) -> anyhow::Result<bool> {
         check_grudge(g, &self.nodes)?;
-        // Link by link, so that no newer message passes on a link between its late
-        // delivery and its cut.
         for (&(a, b), relay) in &self.relays {
             if g.cuts(a, b) {
-                relay.shared.deliver_then_cut();
+                relay.shared.release();
             }
         }
         Ok(true)

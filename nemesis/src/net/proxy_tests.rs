@@ -283,8 +283,8 @@ fn a_reorder_delivers_held_bytes_after_a_new_connections_bytes() {
     healed.write_all(b"healed").unwrap();
     wait_for(b"healed");
 
-    // Without `cut_after`, ended by `release_then_cut`: the held bytes arrive, after the
-    // new connection's, and the link is cut until healed.
+    // Without `cut_after`, released by `release`: the held bytes arrive, after the new
+    // connection's; the link stays up, and a partition then cuts it.
     let reorder = LinkFault::Reorder {
         after: Duration::from_millis(100),
         cut_after: None,
@@ -297,11 +297,14 @@ fn a_reorder_delivers_held_bytes_after_a_new_connections_bytes() {
     wait_for(b"new-3");
     std::thread::sleep(Duration::from_millis(100));
     assert!(log.lock().unwrap().iter().all(|(_, b)| b != b"old-5"));
-    assert!(proxy.release_then_cut(&split(5, 6)).unwrap());
+    assert!(proxy.release(&split(5, 6)).unwrap());
     wait_for(b"old-5");
     let seen = log.lock().unwrap().clone();
     let at = |what: &[u8]| seen.iter().position(|(_, b)| b == what).unwrap();
     assert!(at(b"new-3") < at(b"old-5"), "{seen:?}");
+    new.write_all(b"new-4").unwrap();
+    wait_for(b"new-4");
+    proxy.partition(&split(5, 6)).unwrap();
     let _ = new.write_all(b"after-release");
     if let Ok(mut c) = TcpStream::connect(via) {
         let _ = c.write_all(b"cut-off-2");

@@ -47,6 +47,31 @@ const SLOW: LinkFault = LinkFault::Delay {
 /// commit index trails the leader's by the delay when the held messages are taken.
 const SLOW_FIRST: Duration = Duration::from_millis(60);
 
+/// How long after the late delivery the leader is cut off.
+///
+/// Why not at once: what the leader sent just after its commit, the answers to the client
+/// writes its followers forwarded among it, is still on its way (a relay passes one chunk
+/// per delay [`SLOW`], so up to two delays); cut off at once, those writes were never
+/// acknowledged, so their loss could not be seen. The followers take those messages after
+/// the stale ones and refuse the appends among them (their log is now shorter); the
+/// leader ignores the first such refusals (they are at its match index, which it believes)
+/// and any repair needs a round trip on the slowed links, at least two delays after the
+/// refusal: cut off before then, it never comes.
+const CUT_AFTER_RELEASE: Duration = Duration::from_millis(45);
+
+/// How many times one fault takes the leader's links over, until the followers truncate.
+///
+/// Why more than once: the stale messages truncate only if the leader's commit index went
+/// past them in one step, before its followers heard of a commit that covers them (their
+/// status then shows it); in about half the tries the leader first commits exactly what
+/// it held, and a correct follower and a buggy one alike ignore the stale messages. A try
+/// that changed nothing costs about 0.2 s.
+const ATTEMPTS: usize = 3;
+
+/// How long after the late delivery the followers' status is read: the stale messages are
+/// written at once (not delayed), so a few milliseconds see them taken.
+const SETTLE: Duration = Duration::from_millis(10);
+
 /// How long the fault waits for the leader to commit past what it had when its links were
 /// taken over (its followers must first be caught up on a new connection) before it
 /// delivers the held messages anyway.
@@ -63,7 +88,8 @@ impl Nemesis {
     /// delivered as soon as the leader's commit index passes the last index it had when
     /// they were taken, i.e. once it has acknowledged writes that the stale messages will
     /// truncate on a follower that does not skip matching entries
-    /// (`--bug truncate-matching`), and before its followers can know those are committed.
+    /// (`--bug truncate-matching`), and before its followers can know those are committed;
+    /// the leader is cut off [`CUT_AFTER_RELEASE`] later.
     /// Otherwise (etcd) by the clock: a drawn 2-20 ms after a new connection first passed.
     pub(super) async fn reorder_then_cut(
         &self,
@@ -104,22 +130,72 @@ impl Nemesis {
             value["skipped"] = json!("this partition backend cannot shape links (proxy only)");
             return Ok((Undo::HealLink, value));
         }
-        tokio::time::sleep(SLOW_FIRST).await;
+        let mut attempts = Vec::new();
+        for _ in 0..ATTEMPTS {
+            tokio::time::sleep(SLOW_FIRST).await;
+            let (outcome, released, truncated) = self.reorder_once(a, ids, &g).await?;
+            attempts.push(outcome);
+            if truncated {
+                tokio::time::sleep_until((released + CUT_AFTER_RELEASE).into()).await;
+                lock(net).partition(&g)?;
+                value["cut"] = json!(true);
+                break;
+            }
+        }
+        value["attempts"] = json!(attempts);
+        Ok((Undo::HealLink, value))
+    }
+
+    /// One take-over of `a`'s links (`g`), delivered late once `a` commits past what it
+    /// held (or after [`COMMIT_LIMIT`]). Returns what was seen, when the held messages were
+    /// delivered, and whether most followers
+    /// then hold less than `a` has committed: they truncated to the stale messages, and `a`
+    /// must now be cut off before it repairs them.
+    async fn reorder_once(
+        &self,
+        a: usize,
+        ids: &[usize],
+        g: &Grudge,
+    ) -> Result<(Value, Instant, bool)> {
+        let net = self.net()?;
         let begin = Instant::now();
         let f = LinkFault::Reorder {
             after: HOLD_SLOW,
             cut_after: None,
         };
-        lock(net).link(&g, Some(f))?;
+        lock(net).link(g, Some(f))?;
         tokio::time::sleep(HOLD_SLOW + STATUS_POLL).await;
         let held_last = self.status_of(a).await.and_then(|s| s.last_index);
-        value["held_last_index"] = json!(held_last);
+        let mut commit = None;
         if let Some(last) = held_last {
-            let passed = self.poll(&[a], COMMIT_LIMIT, |s| s.commit > last).await;
-            value["commit_at_release"] = json!(passed.map(|(_, s)| s.commit));
+            commit = self
+                .poll(&[a], COMMIT_LIMIT, |s| s.commit > last)
+                .await
+                .map(|(_, s)| s.commit);
         }
-        lock(net).release_then_cut(&g)?;
-        value["released_ms"] = json!(begin.elapsed().as_millis() as u64);
-        Ok((Undo::HealLink, value))
+        lock(net).release(g)?;
+        let released = Instant::now();
+        let released_ms = begin.elapsed().as_millis() as u64;
+        // What the followers hold once they took the stale messages (written at once, no
+        // delay): (commit index, last index).
+        tokio::time::sleep(SETTLE).await;
+        let mut after = serde_json::Map::new();
+        let mut short = 0;
+        for &f in ids.iter().filter(|&&i| i != a) {
+            if let Some(s) = self.status_of(f).await {
+                if commit.is_some_and(|c| s.last_index.is_some_and(|l| l < c)) {
+                    short += 1;
+                }
+                after.insert(f.to_string(), json!([s.commit, s.last_index]));
+            }
+        }
+        let truncated = short > (ids.len() - 1) / 2;
+        let seen = json!({
+            "held_last_index": held_last,
+            "commit_at_release": commit,
+            "released_ms": released_ms,
+            "followers_after": after,
+        });
+        Ok((seen, released, truncated))
     }
 }
