@@ -96,19 +96,22 @@ pub enum Fault {
     /// other side, heal, and restart it 1.5 s later (the default schedule's
     /// `lag-then-kill-leader`; see `Nemesis::kill_leader_then_heal` for why this order).
     LagThenKillLeader,
-    /// Take over every link of the leader ([`LinkFault::Reorder`]: what it sends is held for
-    /// 40 ms, then it must reconnect and its newer messages pass); a few milliseconds after
-    /// a new connection first passes, deliver the held messages on the old one and cut the
-    /// leader off, until the fault ends. Proxy backend only.
+    /// Take over every link of the leader ([`LinkFault::Reorder`]: what it sends is held,
+    /// then it must reconnect and its newer messages pass), deliver the held messages late
+    /// on the old connections, and cut the leader off. On our cluster the fault goes by
+    /// the nodes' status: the leader's links are slowed, the held messages delivered once
+    /// the leader has committed past them, and the cut made only when a majority of nodes
+    /// then hold less than it committed (up to three tries); see
+    /// `Nemesis::reorder_then_cut`. Proxy backend only.
     ///
     /// Why: our nodes keep one stream per peer, so no kill, pause or cut ever reorders
-    /// their messages. Here each follower gets the leader's AppendEntries of those 40 ms
-    /// after the newer ones that carried its log further, with the leader cut off so it
-    /// cannot repair it: a follower that truncates a log its stale AppendEntries matches
-    /// (`--bug truncate-matching`) drops entries the leader may have committed, and the
-    /// next leader comes from those followers. Why so soon after the reconnection: a
-    /// follower ignores an AppendEntries below its commit index, so the stale ones must
-    /// land before the leader's next message tells it the newer entries are committed.
+    /// their messages. Here each follower gets the leader's older AppendEntries after the
+    /// newer ones that carried its log further, with the leader cut off so it cannot
+    /// repair it: a follower that truncates a log its stale AppendEntries matches
+    /// (`--bug truncate-matching`) drops entries the leader committed, and the next leader
+    /// comes from those followers. Why the timing: a follower ignores an AppendEntries
+    /// below its commit index, so the stale ones must land after the leader committed the
+    /// newer entries and before its next message tells the followers so.
     ReorderThenCutLeader,
     /// SIGKILL, then lose every write the node did not fsync (its data directory is a
     /// lazy FUSE mount, [`crate::lazyfs`]), later restart it. Only with FUSE (root and

@@ -80,17 +80,20 @@ const COMMIT_LIMIT: Duration = Duration::from_secs(2);
 impl Nemesis {
     /// Starts the reorder fault on the leader of `ids`; `Undo::HealLink` ends it. What the
     /// leader sends is taken over (held), its links are closed so it reconnects and its
-    /// newer messages pass, then the held ones are delivered late and the leader is cut off
-    /// (followers stop hearing it; it still hears them).
+    /// newer messages pass, then the held ones are delivered late.
     ///
     /// When the target reports a node's last index (our cluster) the fault is timed by
     /// status: the leader's links are slowed by [`SLOW`], and the held messages are
     /// delivered as soon as the leader's commit index passes the last index it had when
     /// they were taken, i.e. once it has acknowledged writes that the stale messages will
     /// truncate on a follower that does not skip matching entries
-    /// (`--bug truncate-matching`), and before its followers can know those are committed;
-    /// the leader is cut off [`CUT_AFTER_RELEASE`] later.
-    /// Otherwise (etcd) by the clock: a drawn 2-20 ms after a new connection first passed.
+    /// (`--bug truncate-matching`), and before its followers can know those are committed.
+    /// If a majority of the nodes then hold less than the leader committed, they are cut
+    /// off from the leader and any follower that kept the entries, [`CUT_AFTER_RELEASE`]
+    /// after the delivery, and elect a leader among them; if not (a correct cluster always),
+    /// the fault tries again, up to [`ATTEMPTS`] times.
+    /// Otherwise (no last index) by the clock: a drawn 2-20 ms after a new connection first
+    /// passed, the held messages are delivered and the leader is cut off.
     pub(super) async fn reorder_then_cut(
         &self,
         ids: &[usize],
@@ -133,12 +136,17 @@ impl Nemesis {
         let mut attempts = Vec::new();
         for _ in 0..ATTEMPTS {
             tokio::time::sleep(SLOW_FIRST).await;
-            let (outcome, released, truncated) = self.reorder_once(a, ids, &g).await?;
+            let (outcome, released, short) = self.reorder_once(a, ids, &g).await?;
             attempts.push(outcome);
-            if truncated {
+            if short.len() > ids.len() / 2 {
+                // The leader and any follower that kept the entries on one side, the
+                // followers that lost them (a majority) on the other, to elect among them.
+                let rest: Vec<usize> = ids.iter().copied().filter(|i| !short.contains(i)).collect();
+                let mut cut = Grudge::none(ids);
+                cut.cut_between(&short, &rest);
                 tokio::time::sleep_until((released + CUT_AFTER_RELEASE).into()).await;
-                lock(net).partition(&g)?;
-                value["cut"] = json!(true);
+                lock(net).partition(&cut)?;
+                value["cut"] = json!({"short": short, "rest": rest});
                 break;
             }
         }
@@ -148,15 +156,15 @@ impl Nemesis {
 
     /// One take-over of `a`'s links (`g`), delivered late once `a` commits past what it
     /// held (or after [`COMMIT_LIMIT`]). Returns what was seen, when the held messages were
-    /// delivered, and whether most followers
-    /// then hold less than `a` has committed: they truncated to the stale messages, and `a`
-    /// must now be cut off before it repairs them.
+    /// delivered, and the followers that then hold less than `a` has committed: they
+    /// truncated their log to the stale messages, and if they are a majority, `a` must now
+    /// be cut off from them before it repairs them.
     async fn reorder_once(
         &self,
         a: usize,
         ids: &[usize],
         g: &Grudge,
-    ) -> Result<(Value, Instant, bool)> {
+    ) -> Result<(Value, Instant, Vec<usize>)> {
         let net = self.net()?;
         let begin = Instant::now();
         let f = LinkFault::Reorder {
@@ -180,22 +188,21 @@ impl Nemesis {
         // delay): (commit index, last index).
         tokio::time::sleep(SETTLE).await;
         let mut after = serde_json::Map::new();
-        let mut short = 0;
+        let mut short = Vec::new();
         for &f in ids.iter().filter(|&&i| i != a) {
             if let Some(s) = self.status_of(f).await {
                 if commit.is_some_and(|c| s.last_index.is_some_and(|l| l < c)) {
-                    short += 1;
+                    short.push(f);
                 }
                 after.insert(f.to_string(), json!([s.commit, s.last_index]));
             }
         }
-        let truncated = short > (ids.len() - 1) / 2;
         let seen = json!({
             "held_last_index": held_last,
             "commit_at_release": commit,
             "released_ms": released_ms,
             "followers_after": after,
         });
-        Ok((seen, released, truncated))
+        Ok((seen, released, short))
     }
 }
