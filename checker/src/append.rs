@@ -1,5 +1,6 @@
-//! The append invariants of a list-append history: no acknowledged append lost, reads of a
-//! key only grow, no element twice, none read that failed or was never appended.
+//! The append invariants of a list-append history: no acknowledged append lost, none missed
+//! by a read that began after it was acknowledged, reads of a key only grow, no element
+//! twice, none read that failed or was never appended.
 //!
 //! An append history writes comma-terminated elements to a key (`append k "7,"`) and reads
 //! the whole value back (`"3,7,"`). The linearizability search checks such a history against
@@ -53,6 +54,27 @@ pub enum AppendAnomaly {
         later_process: u64,
         /// Its value.
         later: String,
+    },
+    /// A read that misses an append acknowledged before the read was invoked, though later
+    /// reads hold it (a stale read: the append took effect before the read began, so the
+    /// read must see it). Reported once per read, with the append acknowledged last.
+    StaleRead {
+        /// The key.
+        key: String,
+        /// The element missed.
+        element: String,
+        /// The process whose `ok` acknowledged the append.
+        append_process: u64,
+        /// When the append was acknowledged, ns since the test start.
+        acked_ns: u64,
+        /// The reading process.
+        read_process: u64,
+        /// When the read was invoked, ns (after `acked_ns`).
+        read_invoked_ns: u64,
+        /// How many acknowledged elements the read missed.
+        missed: usize,
+        /// The value read.
+        value: String,
     },
     /// Two reads of a key neither of which is a prefix of the other (the values diverged).
     Diverged {
@@ -157,6 +179,7 @@ pub fn check_append(h: &History) -> AppendReport {
             continue;
         };
         let present: BTreeSet<&str> = final_read.iter().map(String::as_str).collect();
+        check_stale_reads(h, &key, &acked, &reads, &present, &mut report.anomalies);
         for op in acked {
             report.acknowledged += 1;
             let element = op.input.as_str().unwrap_or("").trim_end_matches(',');
@@ -241,6 +264,50 @@ fn check_reads(
     let _ = h;
 }
 
+/// Every read holds each append acknowledged before it was invoked. Only the elements of
+/// `present` (the final read) are asked for: one missing there is a lost write, reported as
+/// such, and every read after its loss would repeat it.
+fn check_stale_reads(
+    h: &History,
+    key: &str,
+    acked: &[&Operation],
+    reads: &[(&Operation, Vec<String>)],
+    present: &BTreeSet<&str>,
+    out: &mut Vec<AppendAnomaly>,
+) {
+    let mut by_ack: Vec<(&Operation, &str)> = acked
+        .iter()
+        .map(|o| (*o, o.input.as_str().unwrap_or("").trim_end_matches(',')))
+        .filter(|(_, e)| present.contains(e))
+        .collect();
+    by_ack.sort_by_key(|(o, _)| o.complete_index);
+    let mut by_start: Vec<&(&Operation, Vec<String>)> = reads.iter().collect();
+    by_start.sort_by_key(|(o, _)| o.invoke_index);
+    let mut before = 0;
+    for (read, els) in by_start {
+        while before < by_ack.len() && by_ack[before].0.complete_index < Some(read.invoke_index) {
+            before += 1;
+        }
+        let held: BTreeSet<&str> = els.iter().map(String::as_str).collect();
+        let missed: Vec<&(&Operation, &str)> = by_ack[..before]
+            .iter()
+            .filter(|(_, e)| !held.contains(e))
+            .collect();
+        if let Some((append, element)) = missed.last() {
+            out.push(AppendAnomaly::StaleRead {
+                key: key.into(),
+                element: (*element).into(),
+                append_process: append.process,
+                acked_ns: time(h, append.complete_index),
+                read_process: read.process,
+                read_invoked_ns: time(h, Some(read.invoke_index)),
+                missed: missed.len(),
+                value: els.join(","),
+            });
+        }
+    }
+}
+
 /// Every element read was appended to this key, and none whose append failed.
 fn check_elements(
     key: &str,
@@ -320,6 +387,71 @@ mod tests {
         let r = check_append(&h);
         assert!(r.valid(), "{:?}", r.anomalies);
         assert_eq!(r.acknowledged, 2);
+    }
+
+    #[test]
+    fn a_read_that_misses_an_append_acknowledged_before_it_began_is_stale() {
+        // p1's read begins after p0's append of 2 was acknowledged, and misses it; a later
+        // read holds it (so it is not lost). p2's read overlaps the append of 3 and may miss
+        // it.
+        let h = hist(&[
+            (0, "invoke", "append", json!("1,")),
+            (0, "ok", "append", json!("1,")),
+            (0, "invoke", "append", json!("2,")),
+            (0, "ok", "append", json!("2,")),
+            (1, "invoke", "read", Value::Null),
+            (1, "ok", "read", json!("1,")),
+            (0, "invoke", "append", json!("3,")),
+            (2, "invoke", "read", Value::Null),
+            (2, "ok", "read", json!("1,2,")),
+            (0, "ok", "append", json!("3,")),
+            (3, "invoke", "read", Value::Null),
+            (3, "ok", "read", json!("1,2,3,")),
+        ]);
+        let r = check_append(&h);
+        let stale: Vec<&AppendAnomaly> = r
+            .anomalies
+            .iter()
+            .filter(|a| matches!(a, AppendAnomaly::StaleRead { .. }))
+            .collect();
+        assert_eq!(stale.len(), 1, "{:?}", r.anomalies);
+        match stale[0] {
+            AppendAnomaly::StaleRead {
+                element,
+                append_process,
+                read_process,
+                acked_ns,
+                read_invoked_ns,
+                missed,
+                ..
+            } => {
+                assert_eq!(
+                    (element.as_str(), *append_process, *read_process),
+                    ("2", 0, 1)
+                );
+                assert_eq!(
+                    (*acked_ns, *read_invoked_ns, *missed),
+                    (3_000_000, 4_000_000, 1)
+                );
+            }
+            other => panic!("expected a stale read, got {other:?}"),
+        }
+        // Without the stale read, nothing is flagged.
+        let ok = hist(&[
+            (0, "invoke", "append", json!("1,")),
+            (0, "ok", "append", json!("1,")),
+            (0, "invoke", "append", json!("2,")),
+            (2, "invoke", "read", Value::Null),
+            (2, "ok", "read", json!("1,")),
+            (0, "ok", "append", json!("2,")),
+            (3, "invoke", "read", Value::Null),
+            (3, "ok", "read", json!("1,2,")),
+        ]);
+        assert!(
+            check_append(&ok).valid(),
+            "{:?}",
+            check_append(&ok).anomalies
+        );
     }
 
     #[test]
