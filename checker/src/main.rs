@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Check history files; prints a verdict line per file and a counterexample for each
     /// key that is not linearizable, then, for a history with appends, the append anomalies
-    /// (lost write, not a prefix, diverged, duplicate, failed but present, phantom). Exit 0
+    /// (lost write, stale read, not a prefix, diverged, duplicate, failed but present,
+    /// phantom). Exit 0
     /// linearizable, 1 not linearizable or an append anomaly, 2 bad input, 3 unknown.
     Check(CheckArgs),
     /// Time the checker on the shared corpus and on generated histories (check time only,
