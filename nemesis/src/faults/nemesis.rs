@@ -81,6 +81,9 @@ const LAG_DELAY: LinkFault = LinkFault::Delay {
 /// first slow round trips (see `kill_leader_then_heal`).
 const DELAY_AFTER_HEAL: Duration = Duration::from_millis(1000);
 
+/// Why a link fault was skipped, in its nemesis event.
+const NO_LINK_SHAPING: &str = "this partition backend cannot shape links (proxy only)";
+
 /// Time between two rounds of status polls (the figure-8 and reorder faults).
 const STATUS_POLL: Duration = Duration::from_millis(2);
 
@@ -367,8 +370,7 @@ impl Nemesis {
                     value["jitter_ms"] = json!(jitter.as_millis() as u64);
                 }
                 if !lock(net).link(&g, Some(f))? {
-                    value["skipped"] =
-                        json!("this partition backend cannot shape links (proxy only)");
+                    value["skipped"] = json!(NO_LINK_SHAPING);
                 }
                 (Undo::Unlink, value)
             }

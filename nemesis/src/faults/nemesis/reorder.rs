@@ -1,7 +1,7 @@
 //! The reorder fault ([`Fault::ReorderThenCutLeader`](crate::faults::Fault::ReorderThenCutLeader)):
 //! the leader's older AppendEntries delivered after newer ones, then the leader cut off.
 
-use super::{grudge_json, lock, pick, Nemesis, Undo, Who, STATUS_POLL};
+use super::{grudge_json, lock, pick, Nemesis, Undo, Who, NO_LINK_SHAPING, STATUS_POLL};
 use crate::net::{Grudge, LinkFault};
 use anyhow::Result;
 use rand::rngs::StdRng;
@@ -125,12 +125,12 @@ impl Nemesis {
             if lock(net).link(&g, Some(f))? {
                 value["cut_after_ms"] = json!(cut_after.as_millis() as u64);
             } else {
-                value["skipped"] = json!("this partition backend cannot shape links (proxy only)");
+                value["skipped"] = json!(NO_LINK_SHAPING);
             }
             return Ok((Undo::HealLink, value));
         }
         if !lock(net).link(&g, Some(SLOW))? {
-            value["skipped"] = json!("this partition backend cannot shape links (proxy only)");
+            value["skipped"] = json!(NO_LINK_SHAPING);
             return Ok((Undo::HealLink, value));
         }
         let mut attempts = Vec::new();
